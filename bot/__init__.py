@@ -1,0 +1,1 @@
+"""milvus-chatops: Slack ChatOps for Milvus."""

@@ -1,0 +1,267 @@
+"""The YAML configuration: environments, channels, roles and schedules. No secrets here.
+
+Secrets are referenced by the *name* of an environment variable (``token_env``), never by value, so
+the file can be committed and reviewed. A bad file fails with the dotted path of the key and what was
+expected; with no file at all the embedded default runs one ``local`` environment on Milvus Lite.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.errors import ConfigError
+
+ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+LOCAL_OPERATOR = "ULOCALOPERATOR"
+
+
+class Role(IntEnum):
+    """Roles are ordered: each one can do everything the ones below it can."""
+
+    viewer = 1
+    operator = 2
+    admin = 3
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MilvusTarget(Strict):
+    uri: str = Field(description="http(s)://host:19530, or a local path ending in .db for Milvus Lite")
+    token_env: str | None = Field(default=None, description="name of the env var holding user:password or API key")
+    db_name: str = "default"
+    timeout_s: float = 10.0
+
+
+class KubernetesTarget(Strict):
+    context: str | None = None
+    kubeconfig: str | None = None
+    namespace: str = "milvus"
+    # Namespaces whose pods may reach Milvus on 19530; everything else is denied by the NetworkPolicy.
+    client_namespaces: list[str] = Field(default_factory=list)
+
+
+class HelmTarget(Strict):
+    release: str = "milvus"
+    chart: str = "milvus/milvus"
+    milvus_version: str = "2.6.15"
+    timeout: str = "15m"
+    # Environment profile merged under the plan's resources and the user's --set overrides.
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApprovalPolicy(Strict):
+    required: bool = False
+    approvers: list[str] = Field(default_factory=list, description="Slack user ids (U...) and user group ids (S...)")
+    approvals_required: int = Field(default=1, ge=1, le=5)
+    expires_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+
+
+class Retention(Strict):
+    days: int | None = Field(default=7, ge=1)
+    keep_last: int | None = Field(default=None, ge=1)
+
+
+class BackupTarget(Strict):
+    engine: Literal["logical", "milvus-backup"] = "logical"
+    bucket: str | None = None
+    prefix: str = "milvus-chatops"
+    endpoint_url: str | None = None
+    region: str | None = None
+    local_dir: str | None = Field(default=None, description="store backups in a directory instead of S3")
+    sse: Literal["none", "AES256", "aws:kms"] = "none"
+    kms_key_id: str | None = None
+    milvus_backup_url: str | None = None
+    schedule: str | None = Field(default=None, description="cron expression, e.g. '0 2 * * *'")
+    collections: list[str] = Field(default_factory=list, description="empty means all")
+    retention: Retention = Field(default_factory=Retention)
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> BackupTarget:
+        if self.engine == "logical" and not (self.bucket or self.local_dir):
+            raise ValueError("set either 'bucket' (S3) or 'local_dir' for the logical engine")
+        if self.engine == "milvus-backup" and not self.milvus_backup_url:
+            raise ValueError("engine 'milvus-backup' needs 'milvus_backup_url'")
+        if self.sse == "aws:kms" and not self.kms_key_id:
+            raise ValueError("sse 'aws:kms' needs 'kms_key_id'")
+        return self
+
+
+class AlertChannels(Strict):
+    emergency: str | None = None
+    critical: str | None = None
+    warning: str | None = None
+    default: str | None = None
+
+
+class Channels(Strict):
+    ops: str | None = None
+    approvals: str | None = None
+    reports: str | None = None
+    alerts: AlertChannels = Field(default_factory=AlertChannels)
+
+
+class Environment(Strict):
+    name: str = ""
+    description: str = ""
+    production: bool = False
+    milvus: MilvusTarget
+    kubernetes: KubernetesTarget | None = None
+    helm: HelmTarget | None = None
+    prometheus_url: str | None = None
+    alertmanager_url: str | None = None
+    # Label selector values that tie Prometheus series and alerts to this environment.
+    prometheus_namespace: str | None = None
+    prometheus_instance: str | None = None
+    backup: BackupTarget | None = None
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    channels: Channels = Field(default_factory=Channels)
+
+
+class Grant(Strict):
+    role: Role
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    environments: list[str] = Field(default_factory=lambda: ["*"])
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role_by_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return Role[value]
+            except KeyError:
+                raise ValueError(f"unknown role '{value}', expected one of viewer, operator, admin") from None
+        return value
+
+
+class ReportSchedule(Strict):
+    cron: str
+    channel: str | None = None
+    environments: list[str] = Field(default_factory=list, description="empty means all")
+
+
+class Reports(Strict):
+    timezone: str = "UTC"
+    health: ReportSchedule | None = Field(default_factory=lambda: ReportSchedule(cron="0 8 * * *"))
+    capacity: ReportSchedule | None = Field(default_factory=lambda: ReportSchedule(cron="0 8 * * 1"))
+
+
+class HealthThresholds(Strict):
+    search_p99_ms_warn: float = 200.0
+    search_p99_ms_crit: float = 1000.0
+    insert_p99_ms_warn: float = 500.0
+    insert_p99_ms_crit: float = 2000.0
+    error_ratio_warn: float = 0.01
+    error_ratio_crit: float = 0.05
+    consume_lag_ms_warn: float = 10_000.0
+    consume_lag_ms_crit: float = 60_000.0
+    memory_ratio_warn: float = 0.80
+    memory_ratio_crit: float = 0.90
+
+
+class PriceTable(Strict):
+    core_hour: float = Field(ge=0)
+    gib_hour: float = Field(ge=0)
+    disk_gib_month: float = Field(ge=0)
+    object_gib_month: float = Field(ge=0)
+    currency: str = "USD"
+
+
+class Config(Strict):
+    environments: dict[str, Environment]
+    access: list[Grant] = Field(default_factory=list)
+    channels: Channels = Field(default_factory=Channels, description="defaults for every environment")
+    reports: Reports = Field(default_factory=Reports)
+    health_thresholds: HealthThresholds = Field(default_factory=HealthThresholds)
+    prices: PriceTable | None = None
+    embedded: bool = Field(default=False, exclude=True)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Config:
+        if not self.environments:
+            raise ValueError("define at least one environment")
+        for name, env in self.environments.items():
+            if not ENV_NAME.match(name):
+                raise ValueError(
+                    f"environment name '{name}' must be lowercase letters, digits and '-', starting with a letter"
+                )
+            env.name = name
+        known = set(self.environments) | {"*"}
+        for grant in self.access:
+            unknown = [e for e in grant.environments if e not in known]
+            if unknown:
+                raise ValueError(f"access grant names unknown environment(s) {', '.join(unknown)}")
+        return self
+
+    def channels_for(self, env: Environment) -> Channels:
+        """The environment's channels, falling back to the global ones key by key."""
+        merged = self.channels.model_dump()
+        for key, value in env.channels.model_dump(exclude_none=True).items():
+            if isinstance(value, dict):
+                merged[key] = {**merged[key], **{k: v for k, v in value.items() if v}}
+            else:
+                merged[key] = value
+        return Channels.model_validate(merged)
+
+
+def embedded_default(data_dir: Path) -> Config:
+    """One ``local`` environment on Milvus Lite in the data dir, backups in a local directory."""
+    data_dir = data_dir.resolve()
+    return Config(
+        environments={
+            "local": Environment(
+                description="Milvus Lite in the data dir (embedded default)",
+                milvus=MilvusTarget(uri=str(data_dir / "milvus.db")),
+                backup=BackupTarget(local_dir=str(data_dir / "backups"), retention=Retention(days=7)),
+            )
+        },
+        access=[Grant(role=Role.admin, users=[LOCAL_OPERATOR], environments=["*"])],
+        reports=Reports(health=None, capacity=None),
+        embedded=True,
+    )
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source} is not valid:"]
+    for err in exc.errors()[:10]:
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see config.example.yaml)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  - {_dotted(err['loc'])}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | None, data_dir: Path) -> Config:
+    if path is None:
+        return embedded_default(data_dir)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{where}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping with an 'environments' key")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from exc

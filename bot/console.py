@@ -1,0 +1,237 @@
+"""The terminal transport: Block Kit rendered readably, buttons pressed by number, users switched.
+
+It goes through the same Dispatcher as Slack, so what works here works there, roles and audit
+included.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.access import Identity
+from bot.dispatch import Dispatcher, Outcome
+from bot.reply import Attachment, Message, Reply
+
+BOLD, DIM, RESET, UNDERLINE = "\033[1m", "\033[2m", "\033[0m", "\033[4m"
+
+
+def _plain(mrkdwn: str) -> str:
+    """Enough of mrkdwn undone to read comfortably in a terminal."""
+    text = mrkdwn.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return text
+
+
+class BlockRenderer:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def _style(self, text: str, *codes: str) -> str:
+        return "".join(codes) + text + RESET if self.color else text
+
+    def render(self, text: str, blocks: list[dict[str, Any]], buttons: list[dict[str, Any]]) -> str:
+        """Return the rendering; buttons found are appended to ``buttons`` and numbered from there."""
+        if not blocks:
+            return _plain(text)
+        out: list[str] = []
+        for block in blocks:
+            kind = block.get("type")
+            if kind == "header":
+                out.append(self._style(block["text"]["text"], BOLD, UNDERLINE))
+            elif kind == "section":
+                if "text" in block:
+                    out.append(_plain(block["text"]["text"]))
+                cells = [_plain(f["text"]).replace("\n", ": ", 1) for f in block.get("fields", [])]
+                for left, right in zip(cells[::2], [*cells[1::2], ""], strict=False):
+                    out.append(f"  {left:<38} {right}".rstrip())
+                accessory = block.get("accessory")
+                if accessory and accessory.get("type") == "button":
+                    buttons.append(accessory)
+                    out.append(f"  [{len(buttons)}] {accessory['text']['text']}")
+            elif kind == "context":
+                parts = [_plain(e.get("text", e.get("alt_text", ""))) for e in block.get("elements", [])]
+                out.append(self._style("  " + " · ".join(parts), DIM))
+            elif kind == "divider":
+                out.append("─" * 60)
+            elif kind == "actions":
+                labels = []
+                for element in block.get("elements", []):
+                    if element.get("type") != "button":
+                        continue
+                    if element.get("url"):
+                        labels.append(f"{element['text']['text']} <{element['url']}>")
+                        continue
+                    buttons.append(element)
+                    labels.append(f"[{len(buttons)}] {element['text']['text']}")
+                out.append("  " + "   ".join(labels))
+            elif kind == "image":
+                out.append(f"  (image: {block.get('alt_text', '')})")
+        return "\n".join(out)
+
+
+class ConsoleMessenger:
+    """Channel messages, shown in the terminal (and kept, so buttons on them can be pressed)."""
+
+    def __init__(self, out: TextIO, renderer: BlockRenderer, files_dir: Path) -> None:
+        self.out = out
+        self.renderer = renderer
+        self.files_dir = files_dir
+        self.buttons: list[dict[str, Any]] = []
+        self.messages: dict[str, Message] = {}
+        self._seen_dedupe: set[str] = set()
+        self._counter = 0
+
+    def post(
+        self, channel: str, message: Message, *, ref: str | None = None, thread_ref: str | None = None,
+        dedupe_key: str | None = None,
+    ) -> str:
+        if dedupe_key and dedupe_key in self._seen_dedupe:
+            return ref or dedupe_key
+        if dedupe_key:
+            self._seen_dedupe.add(dedupe_key)
+        self._counter += 1
+        ref = ref or f"console-{self._counter}"
+        self.messages[ref] = message
+        where = f"#{channel}" + (" (thread)" if thread_ref else "")
+        self._show(f"── message in {where} ──", message)
+        return ref
+
+    def update(self, ref: str, message: Message) -> None:
+        self.messages[ref] = message
+        self._show(f"── message {ref} updated ──", message)
+
+    def upload(
+        self, channel: str, files: list[Attachment], *, thread_ref: str | None = None, comment: str = ""
+    ) -> None:
+        for path in save_files(self.files_dir, files):
+            print(f"  file for #{channel}: {path}", file=self.out)
+
+    def _show(self, title: str, message: Message) -> None:
+        print(title, file=self.out)
+        print(self.renderer.render(message.text, message.blocks, self.buttons), file=self.out)
+
+
+def save_files(directory: Path, files: list[Attachment]) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for attachment in files:
+        path = directory / Path(attachment.filename).name
+        path.write_bytes(attachment.content)
+        paths.append(path.resolve())
+    return paths
+
+
+def reply_payload(reply: Reply) -> dict[str, Any]:
+    from bot.blocks import fit_blocks, fit_text
+
+    return {
+        "text": fit_text(reply.text),
+        "blocks": fit_blocks(reply.blocks),
+        "response_type": reply.response_type,
+        "data": reply.data,
+    }
+
+
+class Console:
+    def __init__(
+        self, dispatcher: Dispatcher, messenger: ConsoleMessenger, user: str, out: TextIO = sys.stdout
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.messenger = messenger
+        self.user = user
+        self.out = out
+
+    def _progress(self, text: str) -> None:
+        print(f"  … {text}", file=self.out, flush=True)
+
+    def _identity(self, user_id: str) -> Identity:
+        return self.dispatcher.runtime.identity(user_id)
+
+    def show(self, outcome: Outcome) -> None:
+        reply = outcome.reply
+        if reply.modal:
+            print(self._modal_hint(reply.modal), file=self.out)
+        payload = reply_payload(reply)
+        print(self.messenger.renderer.render(payload["text"], payload["blocks"], self.messenger.buttons), file=self.out)
+        for path in save_files(self.messenger.files_dir, reply.files):
+            print(f"  file: {path}", file=self.out)
+
+    @staticmethod
+    def _modal_hint(modal: dict[str, Any]) -> str:
+        title = modal.get("title", {}).get("text", "form")
+        return f"(Slack would open the form '{title}' here; in the console, type the command with its options.)"
+
+    def handle_line(self, line: str) -> bool:
+        """Run one line; returns False when the user wants to leave."""
+        line = line.strip()
+        if not line:
+            return True
+        if line in ("exit", "quit", "\\q"):
+            return False
+        if line.startswith("as "):
+            _, _, rest = line.partition(" ")
+            user, _, command = rest.strip().partition(" ")
+            if not command:
+                self.user = user
+                print(f"Now acting as {user}.", file=self.out)
+                return True
+            self._run(command, user)
+            return True
+        press = line.removeprefix("press ").strip()
+        if press.isdigit():
+            self._press(int(press))
+            return True
+        if line.startswith("/milvus") or line.split()[0] in self.dispatcher.registry.groups():
+            self._run(line, self.user)
+            return True
+        print("Type `/milvus help`, a button number, `as <user-id> [command]`, or `exit`.", file=self.out)
+        return True
+
+    def _run(self, command: str, user: str) -> None:
+        outcome = self.dispatcher.run_command(
+            command, self._identity(user), channel="console", progress=self._progress
+        )
+        self.show(outcome)
+
+    def _press(self, number: int) -> None:
+        buttons = self.messenger.buttons
+        if not 1 <= number <= len(buttons):
+            print(f"There is no button [{number}].", file=self.out)
+            return
+        button = buttons[number - 1]
+        raw = button.get("value", "")
+        try:
+            value = json.loads(raw) if raw.startswith("{") else {"value": raw}
+        except json.JSONDecodeError:
+            value = {"value": raw}
+        outcome = self.dispatcher.run_action(
+            button["action_id"], value, self._identity(self.user), channel="console", progress=self._progress
+        )
+        self.show(outcome)
+
+    def loop(self, stdin: TextIO = sys.stdin) -> None:
+        interactive = stdin.isatty()
+        print(
+            textwrap.dedent(
+                f"""\
+                milvus-chatops console: you are {self.user}. Type /milvus help, a button number to press it,
+                `as <user-id>` to switch user, `exit` to leave."""
+            ),
+            file=self.out,
+        )
+        while True:
+            if interactive:
+                try:
+                    line = input("/milvus> " if interactive else "")
+                except EOFError:
+                    break
+            else:
+                line = stdin.readline()
+                if not line:
+                    break
+                print(f"> {line.rstrip()}", file=self.out)
+            if not self.handle_line(line):
+                break

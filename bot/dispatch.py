@@ -1,0 +1,196 @@
+"""The one place where requests become handler calls: parse, check the role, run, audit, measure.
+
+Every transport (Slack over HTTP or Socket Mode, the console, ``run``) and every button press goes
+through ``Dispatcher``; nothing else calls a handler, so nothing escapes the access check or the
+audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from bot import blocks as bk
+from bot.access import Identity
+from bot.args import closest, parse_args, tokenize
+from bot.config import Environment
+from bot.context import Context, Runtime
+from bot.errors import AccessDenied, ChatOpsError, UsageError, describe_failure, exit_code_for
+from bot.messaging import Progress, no_progress
+from bot.metrics import COMMAND_LATENCY, COMMANDS
+from bot.redact import redact
+from bot.registry import CommandSpec, Registry, load_commands
+from bot.reply import Reply
+
+log = logging.getLogger("milvus_chatops.dispatch")
+
+
+@dataclass
+class Outcome:
+    reply: Reply
+    exit_code: int  # 0 ok, 1 the user's error, 2 internal or integration failure
+
+
+def error_reply(text: str) -> Reply:
+    return Reply(text=text, blocks=[bk.section(f":warning: {text}")])
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime, registry: Registry | None = None) -> None:
+        self.runtime = runtime
+        self.registry = registry or load_commands()
+
+    # -- slash commands ------------------------------------------------------------------------
+
+    def run_command(
+        self,
+        text: str,
+        user: Identity,
+        *,
+        channel: str | None = None,
+        progress: Progress = no_progress,
+        trigger_id: str | None = None,
+        kind: str = "command",
+    ) -> Outcome:
+        started = time.perf_counter()
+        name = "unknown"
+        env_name: str | None = None
+        arguments: dict[str, Any] = {"text": text}
+        try:
+            tokens = tokenize(_strip_command_word(text))
+            if not tokens:
+                tokens = ["help"]
+            spec, rest = self.registry.resolve(tokens)
+            if spec is None:
+                raise self._unknown(tokens[0])
+            name = spec.name
+            args = parse_args(spec.name, spec.args, rest)
+            arguments = self._redacted(args)
+            env = self._environment_for(spec, args)
+            env_name = env.name if env else None
+            self.runtime.policy.require(user, spec.role, env_name, spec.name)
+            ctx = Context(self.runtime, user, env, channel, progress, trigger_id)
+            reply = spec.handler(ctx, args)
+        except Exception as exc:
+            return self._failed(exc, name, kind, user, env_name, arguments, channel, started)
+        self._audit(name, kind, user, env_name, arguments, "ok", None, None, channel, started)
+        return Outcome(reply, 0)
+
+    def _unknown(self, word: str) -> UsageError:
+        names = sorted({n.split()[0] for n in self.registry.commands})
+        guess = closest(word.lower(), names)
+        hint = f"Did you mean `/milvus {guess}`? " if guess else ""
+        return UsageError(f"There is no subcommand `{word}`.", hint=f"{hint}Type `/milvus help` for the list.")
+
+    def _environment_for(self, spec: CommandSpec, args: BaseModel) -> Environment | None:
+        if not spec.targets_env:
+            return None
+        return self.runtime.environment(getattr(args, "env", None))
+
+    def _redacted(self, args: BaseModel) -> dict[str, Any]:
+        dumped = args.model_dump(mode="json", exclude_defaults=True)
+        result: dict[str, Any] = redact(dumped, self.runtime.settings.secret_values())
+        return result
+
+    # -- buttons and modals ----------------------------------------------------------------------
+
+    def run_action(
+        self,
+        action_id: str,
+        payload: dict[str, Any],
+        user: Identity,
+        *,
+        channel: str | None = None,
+        progress: Progress = no_progress,
+        trigger_id: str | None = None,
+        kind: str = "button",
+    ) -> Outcome:
+        """``payload`` is the decoded button value, or a modal's values plus its private_metadata."""
+        started = time.perf_counter()
+        spec = self.registry.action_for(action_id)
+        env_name = payload.get("env") if isinstance(payload.get("env"), str) else None
+        arguments = redact(payload, self.runtime.settings.secret_values())
+        try:
+            if spec is None:
+                raise UsageError("This button is no longer supported; run the command again.")
+            env = self.runtime.environment(env_name) if env_name else None
+            self.runtime.policy.require(user, spec.role, env_name, _action_label(spec.name))
+            ctx = Context(self.runtime, user, env, channel, progress, trigger_id)
+            reply = spec.handler(ctx, payload)
+        except Exception as exc:
+            return self._failed(exc, action_id, kind, user, env_name, arguments, channel, started)
+        self._audit(action_id, kind, user, env_name, arguments, "ok", None, None, channel, started)
+        return Outcome(reply, 0)
+
+    # -- shared ----------------------------------------------------------------------------------
+
+    def _failed(
+        self,
+        exc: Exception,
+        name: str,
+        kind: str,
+        user: Identity,
+        env_name: str | None,
+        arguments: dict[str, Any],
+        channel: str | None,
+        started: float,
+    ) -> Outcome:
+        text, ref = describe_failure(exc, context=f"{kind} {name} by {user.user_id}")
+        text = redact(text, self.runtime.settings.secret_values())
+        if isinstance(exc, AccessDenied):
+            outcome = "denied"
+        elif isinstance(exc, ChatOpsError) and exit_code_for(exc) == 1:
+            outcome = "rejected"
+        else:
+            outcome = "failed"
+        self._audit(name, kind, user, env_name, arguments, outcome, text, ref, channel, started)
+        return Outcome(error_reply(text), exit_code_for(exc))
+
+    def _audit(
+        self,
+        name: str,
+        kind: str,
+        user: Identity,
+        env_name: str | None,
+        arguments: dict[str, Any],
+        outcome: str,
+        detail: str | None,
+        ref: str | None,
+        channel: str | None,
+        started: float,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        COMMANDS.labels(name, outcome).inc()
+        COMMAND_LATENCY.labels(name).observe(elapsed)
+        try:
+            self.runtime.audit.record(
+                user_id=user.user_id,
+                action=name,
+                kind=kind,
+                environment=env_name,
+                arguments=json.loads(json.dumps(arguments, default=str)),
+                outcome=outcome,
+                detail=detail,
+                reference=ref,
+                channel=channel,
+                duration_ms=elapsed * 1000,
+            )
+        except Exception:
+            # The reply still goes out; losing the audit row is logged loudly rather than hiding the result.
+            log.exception("could not write the audit record for %s %s by %s", kind, name, user.user_id)
+
+
+def _strip_command_word(text: str) -> str:
+    stripped = text.strip()
+    if stripped.startswith("/milvus"):
+        stripped = stripped[len("/milvus") :]
+    return stripped.strip()
+
+
+def _action_label(name: str) -> str:
+    return name.replace("_", " ")

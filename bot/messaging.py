@@ -1,0 +1,39 @@
+"""How handlers say things in channels without knowing about Slack.
+
+``Messenger`` is implemented by the durable outbox (Slack) and by the console. A message is named
+by a ``ref`` the caller chooses (e.g. ``alert-group:<hash>``), so it can be updated or threaded
+before, or without knowing, the Slack timestamp it will get.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.reply import Attachment, Message
+
+
+class Messenger(Protocol):
+    def post(
+        self, channel: str, message: Message, *, ref: str | None = None, thread_ref: str | None = None,
+        dedupe_key: str | None = None,
+    ) -> str:
+        """Queue a new message; returns its ref. The same ``dedupe_key`` is posted once, ever."""
+        ...
+
+    def update(self, ref: str, message: Message) -> None:
+        """Replace the text and blocks of a message posted earlier."""
+        ...
+
+    def upload(self, channel: str, files: list[Attachment], *, thread_ref: str | None = None,
+               comment: str = "") -> None:
+        ...
+
+
+class Progress(Protocol):
+    def __call__(self, text: str) -> None:
+        """Tell the user how long work is going; transports throttle and show it in one place."""
+        ...
+
+
+def no_progress(text: str) -> None:
+    return None

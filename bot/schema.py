@@ -1,0 +1,124 @@
+"""Every table the bot keeps, in one place, so the whole state can be read at a glance.
+
+Features add their tables here and a step to ``MIGRATIONS`` below; steps are applied once, in order,
+and recorded in ``schema_migrations``, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("action", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # command | button | modal | schedule | webhook
+    Column("environment", String(64)),
+    Column("arguments", JSON, nullable=False),
+    Column("outcome", String(16), nullable=False),  # ok | denied | rejected | failed
+    Column("detail", Text),
+    Column("reference", String(16)),
+    Column("channel", String(64)),
+    Column("duration_ms", Float, nullable=False),
+    Index("ix_audit_at", "at"),
+)
+
+# One row per key ever claimed: an INSERT that fails on the primary key means someone else got it
+# first. Used for idempotency (double clicks, replayed payloads, scheduled runs across replicas).
+claims = Table(
+    "claims",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+)
+
+# Leases with an expiry, so a crashed holder does not block an environment forever.
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Durable queue of everything the bot says in Slack channels (see bot/outbox.py).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(64), nullable=False),
+    Column("op", String(16), nullable=False),  # post | update | upload
+    Column("ref", String(128), nullable=False),  # logical message this op belongs to
+    Column("thread_ref", String(128)),
+    Column("payload", JSON, nullable=False),
+    Column("dedupe_key", String(255), unique=True),
+    Column("state", String(16), nullable=False),  # pending | done | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_outbox_pending", "state", "channel", "id"),
+)
+
+# Where each logical message ended up in Slack, once posted.
+message_refs = Table(
+    "message_refs",
+    metadata,
+    Column("ref", String(128), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("ts", String(32), nullable=False),
+)
+
+kv = Table(
+    "kv",
+    metadata,
+    Column("namespace", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", BigInteger, nullable=False, default=1),
+)
+
+
+def _create(*tables: Table) -> Callable[[Connection], None]:
+    def step(conn: Connection) -> None:
+        for table in tables:
+            table.create(conn, checkfirst=True)
+
+    return step
+
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("0001_core", _create(schema_migrations, audit_log, claims, locks, kv)),
+    ("0002_outbox", _create(outbox, message_refs)),
+]

@@ -1,0 +1,181 @@
+"""The state store: SQLite by default, PostgreSQL by URL, behind one small interface.
+
+Features read and write their own tables (bot/schema.py) through ``Store.begin()``; the generic
+primitives every feature needs — claims for idempotency and leases for mutual exclusion — live here
+so that they are implemented once, atomically, on both databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from bot import schema
+from bot.errors import IntegrationError
+
+log = logging.getLogger("milvus_chatops.state")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; treat them as the UTC we stored."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Lease:
+    name: str
+    owner: str
+    description: str
+    expires_at: dt.datetime
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = self._make_engine(url)
+
+    @staticmethod
+    def _make_engine(url: str) -> Engine:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # WAL lets the webhook write while the outbox worker reads; synchronous=FULL makes a
+                # committed alert survive a power cut, which is what "stored durably" promises.
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+            return engine
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+    def migrate(self) -> list[str]:
+        """Apply pending migration steps; returns the ids applied now."""
+        applied_now: list[str] = []
+        try:
+            with self.engine.begin() as conn:
+                schema.schema_migrations.create(conn, checkfirst=True)
+            for step_id, step in schema.MIGRATIONS:
+                with self.engine.begin() as conn:
+                    done = conn.execute(
+                        select(schema.schema_migrations.c.id).where(schema.schema_migrations.c.id == step_id)
+                    ).first()
+                    if done:
+                        continue
+                    step(conn)
+                    conn.execute(insert(schema.schema_migrations).values(id=step_id, applied_at=utcnow()))
+                    applied_now.append(step_id)
+        except SQLAlchemyError as exc:
+            raise IntegrationError(f"state store at {self.safe_url} cannot be migrated", system="state") from exc
+        if applied_now:
+            log.info("state store migrated: %s", ", ".join(applied_now))
+        return applied_now
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    # -- claims: first writer wins, forever ---------------------------------------------------
+
+    def claim(self, key: str, owner: str) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(schema.claims).values(key=key, owner=owner, claimed_at=utcnow()))
+            return True
+        except IntegrityError:
+            return False
+
+    def claim_owner(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.claims.c.owner).where(schema.claims.c.key == key)).first()
+        return row[0] if row else None
+
+    # -- leases: one holder at a time, until released or expired -------------------------------
+
+    def acquire(self, name: str, owner: str, description: str, ttl: dt.timedelta) -> Lease | None:
+        """Take the lease, or return None when someone else holds an unexpired one."""
+        now = utcnow()
+        table = schema.locks
+        for _ in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(delete(table).where(table.c.name == name, table.c.expires_at < now))
+                    conn.execute(
+                        insert(table).values(
+                            name=name, owner=owner, description=description, acquired_at=now, expires_at=now + ttl
+                        )
+                    )
+                return Lease(name, owner, description, now + ttl)
+            except IntegrityError:
+                return None
+            except OperationalError:  # SQLite busy under contention: try again
+                continue
+        return None
+
+    def holder(self, name: str) -> Lease | None:
+        table = schema.locks
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.name == name)).mappings().first()
+        if not row or as_utc(row["expires_at"]) < utcnow():
+            return None
+        return Lease(row["name"], row["owner"], row["description"], as_utc(row["expires_at"]))
+
+    def release(self, name: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(schema.locks).where(schema.locks.c.name == name, schema.locks.c.owner == owner))
+
+    # -- a small namespaced key/value store for settings-like state ---------------------------
+
+    def kv_get(self, namespace: str, key: str) -> Any:
+        table = schema.kv
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(table.c.value).where(table.c.namespace == namespace, table.c.key == key)
+            ).first()
+        return row[0] if row else None
+
+    def kv_put(self, namespace: str, key: str, value: Any) -> None:
+        table = schema.kv
+        json.dumps(value)  # fail here, not inside the transaction, on values JSON cannot hold
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(table)
+                .where(table.c.namespace == namespace, table.c.key == key)
+                .values(value=value, updated_at=utcnow(), version=table.c.version + 1)
+            ).rowcount
+            if not changed:
+                conn.execute(
+                    insert(table).values(namespace=namespace, key=key, value=value, updated_at=utcnow(), version=1)
+                )

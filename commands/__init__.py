@@ -1,0 +1,1 @@
+"""One module per /milvus subcommand; each registers itself with bot.registry."""

@@ -1,0 +1,64 @@
+"""/milvus status [env]: what runs in an environment: version, databases, collections."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from bot import blocks as bk
+from bot.args import positional
+from bot.context import Context
+from bot.registry import command
+from bot.reply import Reply
+from integrations.milvus import admin_for
+
+
+class StatusArgs(BaseModel):
+    env: str | None = positional(None, description="environment (may be omitted when only one is configured)")
+
+
+@command(
+    "status",
+    summary="Milvus version, databases and collections (rows, load state, indexes)",
+    args=StatusArgs,
+    targets_env=True,
+    examples=("/milvus status prod",),
+)
+def handle(ctx: Context, args: StatusArgs) -> Reply:
+    env = ctx.require_env()
+    admin = admin_for(ctx.runtime, env)
+    version = admin.server_version()
+    collections = admin.inventory()
+    databases = sorted({c.database for c in collections} | set(admin.databases()))
+    total_rows = sum(c.rows for c in collections)
+    lines = []
+    for c in collections:
+        state = ":large_green_circle: loaded" if c.loaded else ":white_circle: released"
+        indexes = ", ".join(c.index_types) or "no index"
+        lines.append(f"`{bk.escape(c.database)}.{bk.escape(c.name)}`: {c.rows:,} rows · {state} · {indexes}")
+    blocks = [
+        bk.header(f"Milvus in {env.name}"),
+        bk.fields(
+            [
+                f"*Version*\n{bk.escape(version)}",
+                f"*Databases*\n{len(databases)}",
+                f"*Collections*\n{len(collections)}",
+                f"*Rows*\n{total_rows:,}",
+            ]
+        ),
+    ]
+    if lines:
+        for start in range(0, len(lines), 20):
+            blocks.append(bk.section("\n".join(lines[start : start + 20])))
+    else:
+        blocks.append(bk.section("_No collections yet._"))
+    blocks.append(bk.context(f"{bk.escape(env.description or env.milvus.uri)}"))
+    return Reply(
+        text=f"Milvus {version} in {env.name}: {len(collections)} collections, {total_rows:,} rows",
+        blocks=blocks,
+        data={
+            "environment": env.name,
+            "milvus_version": version,
+            "databases": databases,
+            "collections": [c.as_data() for c in collections],
+        },
+    )

@@ -1,0 +1,1 @@
+"""One module per external system; each wraps its client and raises bot.errors types."""
