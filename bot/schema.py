@@ -110,6 +110,22 @@ kv = Table(
 )
 
 
+# One row per scheduled run: inserting it is the claim that makes a run happen once across replicas
+# and restarts; the row then records how the run ended.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("job_id", String(200), primary_key=True),
+    Column("scheduled_for", DateTime(timezone=True), primary_key=True),
+    Column("task", String(64), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("outcome", String(16), nullable=False),  # running | ok | failed
+    Column("summary", Text),
+)
+
+
 def _create(*tables: Table) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for table in tables:
@@ -121,4 +137,5 @@ def _create(*tables: Table) -> Callable[[Connection], None]:
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core", _create(schema_migrations, audit_log, claims, locks, kv)),
     ("0002_outbox", _create(outbox, message_refs)),
+    ("0003_job_runs", _create(job_runs)),
 ]
