@@ -126,6 +126,46 @@ job_runs = Table(
 )
 
 
+# Four-eyes approvals (bot/approvals.py): one row per request; buttons carry only the id, so a
+# pending request survives a restart and stays clickable.
+approval_requests = Table(
+    "approval_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),  # deploy | restore | ...
+    Column("environment", String(64), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("requester", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("payload_hash", String(64), nullable=False),
+    Column("summary_blocks", JSON, nullable=False),
+    Column("approvals_required", Integer, nullable=False),
+    # pending | executing | done | failed | rejected | expired | stale
+    Column("state", String(16), nullable=False),
+    Column("channel", String(64)),
+    Column("message_ref", String(128)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_by", String(64)),
+    Column("reason", Text),
+    Column("result", Text),
+    Index("ix_approval_state", "state", "expires_at"),
+)
+
+# One vote per approver per request (primary key): two approvers at once both count, a double click
+# counts once. The hash voted on is kept so a vote for other values never counts.
+approval_votes = Table(
+    "approval_votes",
+    metadata,
+    Column("request_id", String(32), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("vote", String(16), nullable=False),  # approve | reject
+    Column("payload_hash", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+
 def _create(*tables: Table) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for table in tables:
@@ -138,4 +178,5 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core", _create(schema_migrations, audit_log, claims, locks, kv)),
     ("0002_outbox", _create(outbox, message_refs)),
     ("0003_job_runs", _create(job_runs)),
+    ("0004_approvals", _create(approval_requests, approval_votes)),
 ]
