@@ -166,6 +166,52 @@ approval_votes = Table(
 )
 
 
+# Alertmanager webhook deliveries (bot/alerting.py), stored before the webhook is answered; the
+# dedupe key makes a re-delivered notification a no-op. The worker turns pending rows into messages.
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(64), nullable=False, unique=True),
+    Column("group_id", String(32), nullable=False),
+    Column("environment", String(64)),
+    Column("group_key", Text, nullable=False),
+    Column("severity", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | done
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", DateTime(timezone=True)),
+    Index("ix_alert_notifications_pending", "state", "id"),
+)
+
+# One row per Alertmanager group (groupKey + environment): what its Slack message shows, and the
+# silences the bot created for it (so resolving can expire the acknowledgement's silences).
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("environment", String(64)),
+    Column("group_key", Text, nullable=False),
+    Column("episode", Integer, nullable=False),  # a group that fires again after resolving gets a new message
+    Column("channel", String(64)),
+    Column("severity", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # firing | resolved
+    Column("alerts", JSON, nullable=False),  # fingerprint -> alert as last reported
+    Column("group_labels", JSON, nullable=False),
+    Column("common_labels", JSON, nullable=False),
+    Column("common_annotations", JSON, nullable=False),
+    Column("external_url", Text),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("acked_by", String(64)),
+    Column("acked_at", DateTime(timezone=True)),
+    Column("silences", JSON, nullable=False),  # [{id, kind: ack|timed, by, until, state}]
+    Column("last_notification_id", Integer, nullable=False),
+    Index("ix_alert_groups_status", "status", "environment"),
+)
+
+
 def _create(*tables: Table) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for table in tables:
@@ -179,4 +225,5 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0002_outbox", _create(outbox, message_refs)),
     ("0003_job_runs", _create(job_runs)),
     ("0004_approvals", _create(approval_requests, approval_votes)),
+    ("0005_alerts", _create(alert_notifications, alert_groups)),
 ]
