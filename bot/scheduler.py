@@ -33,7 +33,7 @@ log = logging.getLogger("milvus_chatops.scheduler")
 
 Task = Callable[..., str]
 TASKS: dict[str, Task] = {}
-JOB_SOURCES: list[Callable[["Config"], Iterable["JobSpec"]]] = []
+JOB_SOURCES: list[Callable[[Config], Iterable[JobSpec]]] = []
 MISFIRE_GRACE_S = 6 * 3600
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -59,6 +59,30 @@ def scheduled_task(name: str) -> Callable[[Task], Task]:
         return fn
 
     return register
+
+
+PERIODIC: list[tuple[float, Callable[["Runtime"], object]]] = []
+
+
+def periodic(seconds: float) -> Callable[[Callable[["Runtime"], object]], Callable[["Runtime"], object]]:
+    """Housekeeping run every ``seconds`` in each replica (sweeps must be idempotent: expiring
+    approvals, expiring silences of resolved alerts, cleaning up incomplete backups)."""
+
+    def register(fn: Callable[[Runtime], object]) -> Callable[[Runtime], object]:
+        PERIODIC.append((seconds, fn))
+        return fn
+
+    return register
+
+
+def _run_periodic(index: int) -> None:
+    seconds, fn = PERIODIC[index]
+    if _runtime is None:
+        return
+    try:
+        fn(_runtime)
+    except Exception:
+        log.exception("periodic task %s failed", getattr(fn, "__qualname__", fn))
 
 
 def job_source(fn: Callable[[Config], Iterable[JobSpec]]) -> Callable[[Config], Iterable[JobSpec]]:
@@ -173,24 +197,38 @@ class Scheduler:
 
     def start(self) -> list[JobSpec]:
         global _runtime
+        from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
         _runtime = self.runtime
         self._scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.runtime.store.engine)},
+            jobstores={
+                "default": SQLAlchemyJobStore(engine=self.runtime.store.engine),
+                "memory": MemoryJobStore(),
+            },
             job_defaults={"coalesce": True, "misfire_grace_time": MISFIRE_GRACE_S, "max_instances": 1},
             timezone="UTC",
         )
         self._scheduler.start(paused=True)
         specs = jobs_from_config(self.runtime.config)
         self._sync(specs)
+        for index, (seconds, fn) in enumerate(PERIODIC):
+            self._scheduler.add_job(
+                _run_periodic,
+                "interval",
+                seconds=seconds,
+                args=[index],
+                id=f"periodic:{getattr(fn, '__qualname__', index)}",
+                jobstore="memory",
+                replace_existing=True,
+            )
         self._scheduler.resume()
         return specs
 
     def _sync(self, specs: list[JobSpec]) -> None:
         wanted = {s.job_id: s for s in specs}
-        for job in self._scheduler.get_jobs():
+        for job in self._scheduler.get_jobs(jobstore="default"):
             if job.id not in wanted:
                 job.remove()
         for spec in specs:

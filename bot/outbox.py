@@ -1,0 +1,370 @@
+"""The durable outbox: everything the bot says in Slack channels goes through here.
+
+``post``/``update``/``upload`` only write a row (so they are as durable as the state store and never
+block on Slack). One worker per deployment — it holds a lease, so replicas do not both send — drains
+the rows in order per channel:
+
+- at most one ``chat.postMessage`` per channel per second (Slack's documented limit);
+- a 429 pauses that channel for ``Retry-After`` seconds and retries the same row: nothing is dropped;
+- 5xx answers, timeouts and connection errors are retried with exponential backoff, forever;
+- a row is marked *in flight* before the call; if the process dies before recording the answer, the
+  next worker looks the message up by its metadata ref in the channel's history before posting again,
+  so a restart does not post twice;
+- only answers that can never succeed (channel_not_found, not_in_channel, ...) end a row as failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot import schema
+from bot.blocks import fit_blocks, fit_text
+from bot.metrics import OUTBOX_PENDING, SLACK_CALLS
+from bot.reply import Attachment, Message
+from bot.state import Store, as_utc, utcnow
+
+log = logging.getLogger("milvus_chatops.outbox")
+
+POST_INTERVAL_S = 1.0  # chat.postMessage: about one per second per channel
+UPDATE_INTERVAL_S = 0.25  # chat.update is Tier 3 (50+/min workspace-wide); spread across channels
+MAX_BACKOFF_S = 60.0
+LEASE_TTL = dt.timedelta(seconds=30)
+METADATA_EVENT = "milvus_chatops_message"
+PERMANENT_ERRORS = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "msg_too_long",
+    "no_text",
+    "invalid_auth",
+    "account_inactive",
+    "token_revoked",
+    "missing_scope",
+    "cant_update_message",
+    "message_not_found",
+    "restricted_action",
+}
+
+
+class Outbox:
+    def __init__(self, store: Store, client: Any, *, owner: str | None = None) -> None:
+        self.store = store
+        self.client = client
+        self.owner = owner or f"outbox-{uuid.uuid4().hex[:8]}"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._channel_ready_at: dict[str, float] = {}
+        self._update_ready_at = 0.0
+
+    # -- Messenger -----------------------------------------------------------------------------
+
+    def post(
+        self,
+        channel: str,
+        message: Message,
+        *,
+        ref: str | None = None,
+        thread_ref: str | None = None,
+        dedupe_key: str | None = None,
+    ) -> str:
+        ref = ref or f"msg:{uuid.uuid4().hex}"
+        payload = {"text": fit_text(message.text), "blocks": fit_blocks(message.blocks)}
+        return self._enqueue(channel, "post", ref, payload, thread_ref=thread_ref, dedupe_key=dedupe_key)
+
+    def update(self, ref: str, message: Message) -> None:
+        channel = self._channel_of(ref)
+        payload = {"text": fit_text(message.text), "blocks": fit_blocks(message.blocks)}
+        self._enqueue(channel, "update", ref, payload)
+
+    def upload(
+        self, channel: str, files: list[Attachment], *, thread_ref: str | None = None, comment: str = ""
+    ) -> None:
+        payload = {
+            "comment": comment,
+            "files": [
+                {"filename": f.filename, "title": f.title or f.filename, "content": base64.b64encode(f.content).decode()}
+                for f in files
+            ],
+        }
+        self._enqueue(channel, "upload", f"upload:{uuid.uuid4().hex}", payload, thread_ref=thread_ref)
+
+    def _enqueue(
+        self,
+        channel: str,
+        op: str,
+        ref: str,
+        payload: dict[str, Any],
+        *,
+        thread_ref: str | None = None,
+        dedupe_key: str | None = None,
+    ) -> str:
+        now = utcnow()
+        try:
+            with self.store.begin() as conn:
+                conn.execute(
+                    insert(schema.outbox).values(
+                        channel=channel,
+                        op=op,
+                        ref=ref,
+                        thread_ref=thread_ref,
+                        payload=payload,
+                        dedupe_key=dedupe_key,
+                        state="pending",
+                        attempts=0,
+                        not_before=now,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            if dedupe_key is None:
+                raise
+            with self.store.begin() as conn:
+                existing = conn.execute(
+                    select(schema.outbox.c.ref).where(schema.outbox.c.dedupe_key == dedupe_key)
+                ).first()
+            return existing[0] if existing else ref
+        self._wake.set()
+        return ref
+
+    def _channel_of(self, ref: str) -> str:
+        t = schema.outbox
+        with self.store.begin() as conn:
+            row = conn.execute(
+                select(t.c.channel).where(t.c.ref == ref, t.c.op == "post").order_by(t.c.id).limit(1)
+            ).first()
+        if row is None:
+            raise KeyError(f"no message was posted under ref {ref}")
+        return str(row[0])
+
+    def ts_of(self, ref: str) -> tuple[str, str] | None:
+        """(channel, ts) of a message once Slack has it."""
+        t = schema.message_refs
+        with self.store.begin() as conn:
+            row = conn.execute(select(t.c.channel, t.c.ts).where(t.c.ref == ref)).first()
+        return (row[0], row[1]) if row else None
+
+    def pending(self) -> int:
+        with self.store.begin() as conn:
+            count = conn.execute(
+                select(func.count()).select_from(schema.outbox).where(schema.outbox.c.state == "pending")
+            ).scalar_one()
+        OUTBOX_PENDING.set(count)
+        return int(count)
+
+    # -- worker --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+        self.store.release("outbox-worker", self.owner)
+
+    def _run(self) -> None:
+        lease_until = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= lease_until - 10:
+                    if self._renew_lease():
+                        lease_until = time.monotonic() + LEASE_TTL.total_seconds()
+                    else:
+                        self._wake.wait(5)
+                        continue
+                delay = self.drain_once()
+            except Exception:
+                log.exception("outbox worker iteration failed; retrying")
+                delay = 1.0
+            self._wake.wait(timeout=min(delay, 1.0))
+            self._wake.clear()
+
+    def _renew_lease(self) -> bool:
+        holder = self.store.holder("outbox-worker")
+        if holder and holder.owner != self.owner:
+            return False
+        if holder:
+            self.store.release("outbox-worker", self.owner)
+        return self.store.acquire("outbox-worker", self.owner, "drains the Slack outbox", LEASE_TTL) is not None
+
+    def drain_once(self) -> float:
+        """Send every row that may be sent now; returns seconds until the next one could be."""
+        t = schema.outbox
+        with self.store.begin() as conn:
+            rows = conn.execute(
+                select(t).where(t.c.state == "pending").order_by(t.c.id).limit(500)
+            ).mappings().all()
+        OUTBOX_PENDING.set(len(rows))
+        if not rows:
+            return 1.0
+        heads: dict[str, dict[str, Any]] = {}
+        superseded: list[int] = []
+        latest_update: dict[str, int] = {}
+        for row in rows:
+            if row["op"] == "update":
+                latest_update[row["ref"]] = row["id"]
+        for row in rows:
+            if row["op"] == "update" and latest_update[row["ref"]] != row["id"] and row["attempts"] == 0:
+                superseded.append(row["id"])  # a later update of the same message replaces this one
+                continue
+            heads.setdefault(row["channel"], dict(row))
+        if superseded:
+            with self.store.begin() as conn:
+                conn.execute(update(t).where(t.c.id.in_(superseded)).values(state="done", last_error="superseded"))
+        now_mono = time.monotonic()
+        now = utcnow()
+        next_delay = 1.0
+        for channel, row in heads.items():
+            wait = self._wait_for(channel, row, now_mono, now)
+            if wait > 0:
+                next_delay = min(next_delay, wait)
+                continue
+            self._send(row)
+            next_delay = 0.0
+        return next_delay
+
+    def _wait_for(self, channel: str, row: dict[str, Any], now_mono: float, now: dt.datetime) -> float:
+        backoff = (as_utc(row["not_before"]) - now).total_seconds()
+        if row["op"] == "update":
+            rate = self._update_ready_at - now_mono
+        else:
+            rate = self._channel_ready_at.get(channel, 0.0) - now_mono
+        return max(backoff, rate, 0.0)
+
+    def _send(self, row: dict[str, Any]) -> None:
+        from slack_sdk.errors import SlackApiError
+
+        t = schema.outbox
+        with self.store.begin() as conn:
+            conn.execute(update(t).where(t.c.id == row["id"]).values(attempts=t.c.attempts + 1))
+        method = {"post": "chat.postMessage", "update": "chat.update", "upload": "files.upload_v2"}[row["op"]]
+        try:
+            ts = self._call(row)
+        except _Undeliverable as exc:
+            self._finish(row, "failed", str(exc))
+            return
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+            if status == 429:
+                retry_after = float(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1)))
+                self._pause(row, retry_after, f"rate limited, retry after {retry_after:g}s")
+                SLACK_CALLS.labels(method, "ratelimited").inc()
+            elif error in PERMANENT_ERRORS:
+                self._finish(row, "failed", error)
+                SLACK_CALLS.labels(method, "failed").inc()
+                log.error("outbox row %s to %s failed for good: %s", row["id"], row["channel"], error)
+            else:
+                self._pause(row, _backoff(row["attempts"]), f"HTTP {status} {error or ''}".strip())
+                SLACK_CALLS.labels(method, "retry").inc()
+            return
+        except Exception as exc:  # timeouts, refused connections: Slack may be back soon
+            self._pause(row, _backoff(row["attempts"]), type(exc).__name__)
+            SLACK_CALLS.labels(method, "retry").inc()
+            return
+        SLACK_CALLS.labels(method, "ok").inc()
+        with self.store.begin() as conn:
+            if row["op"] == "post" and ts:
+                existing = conn.execute(
+                    select(schema.message_refs.c.ref).where(schema.message_refs.c.ref == row["ref"])
+                ).first()
+                if existing is None:
+                    conn.execute(insert(schema.message_refs).values(ref=row["ref"], channel=row["channel"], ts=ts))
+            conn.execute(update(t).where(t.c.id == row["id"]).values(state="done", last_error=None))
+
+    def _call(self, row: dict[str, Any]) -> str | None:
+        payload = row["payload"]
+        channel = row["channel"]
+        thread_ts = None
+        if row["thread_ref"]:
+            parent = self.ts_of(row["thread_ref"])
+            thread_ts = parent[1] if parent else None
+        if row["op"] == "post":
+            self._channel_ready_at[channel] = time.monotonic() + POST_INTERVAL_S
+            if row["attempts"] > 0:
+                found = self._find_posted(channel, row["ref"], row["created_at"])
+                if found:
+                    return found
+            response = self.client.chat_postMessage(
+                channel=channel,
+                text=payload["text"],
+                blocks=payload["blocks"] or None,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                metadata={"event_type": METADATA_EVENT, "event_payload": {"ref": row["ref"]}},
+            )
+            return str(response["ts"])
+        if row["op"] == "update":
+            self._update_ready_at = time.monotonic() + UPDATE_INTERVAL_S
+            target = self.ts_of(row["ref"])
+            if target is None:
+                # Posts precede their updates in the channel's order, so the post ended for good.
+                raise _Undeliverable(f"message {row['ref']} never reached Slack")
+            self.client.chat_update(
+                channel=target[0], ts=target[1], text=payload["text"], blocks=payload["blocks"] or []
+            )
+            return None
+        self._channel_ready_at[channel] = time.monotonic() + POST_INTERVAL_S
+        self.client.files_upload_v2(
+            channel=channel,
+            thread_ts=thread_ts,
+            initial_comment=payload.get("comment") or None,
+            file_uploads=[
+                {"content": base64.b64decode(f["content"]), "filename": f["filename"], "title": f["title"]}
+                for f in payload["files"]
+            ],
+        )
+        return None
+
+    def _find_posted(self, channel: str, ref: str, created_at: dt.datetime) -> str | None:
+        """Did an earlier attempt reach Slack before we died? Look for our ref in the metadata."""
+        try:
+            response = self.client.conversations_history(
+                channel=channel, oldest=str(as_utc(created_at).timestamp() - 5), include_all_metadata=True, limit=200
+            )
+        except Exception:
+            log.warning("could not check %s for an earlier post of %s; posting again", channel, ref)
+            return None
+        for message in response.get("messages", []):
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_payload", {}).get("ref") == ref:
+                return str(message["ts"])
+        return None
+
+    def _pause(self, row: dict[str, Any], seconds: float, reason: str) -> None:
+        t = schema.outbox
+        with self.store.begin() as conn:
+            conn.execute(
+                update(t)
+                .where(t.c.id == row["id"])
+                .values(not_before=utcnow() + dt.timedelta(seconds=seconds), last_error=reason)
+            )
+        if row["op"] != "update":
+            self._channel_ready_at[row["channel"]] = time.monotonic() + seconds
+        log.info("outbox row %s to %s delayed %.1fs: %s", row["id"], row["channel"], seconds, reason)
+
+    def _finish(self, row: dict[str, Any], state: str, error: str | None) -> None:
+        t = schema.outbox
+        with self.store.begin() as conn:
+            conn.execute(update(t).where(t.c.id == row["id"]).values(state=state, last_error=error))
+
+
+class _Undeliverable(Exception):
+    pass
+
+
+def _backoff(attempts: int) -> float:
+    return float(min(MAX_BACKOFF_S, 2 ** max(attempts - 1, 0)))

@@ -1,0 +1,169 @@
+"""``milvus-chatops serve``: Slack, the Alertmanager webhook, health, metrics and the scheduler."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.settings import Settings
+
+log = logging.getLogger("milvus_chatops.server")
+
+
+def slack_client(settings: Settings) -> Any:
+    from slack_sdk import WebClient
+
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    kwargs: dict[str, Any] = {"token": token, "timeout": 10}
+    if settings.slack_api_base:
+        kwargs["base_url"] = settings.slack_api_base
+    return WebClient(**kwargs)
+
+
+class Service:
+    """Everything `serve` runs, started and stopped together."""
+
+    def __init__(self, settings: Settings) -> None:
+        from bot.app import build_runtime
+        from bot.dispatch import Dispatcher
+        from bot.outbox import Outbox
+        from bot.slack_app import SlackGroupDirectory, build_bolt_app, referenced_groups
+
+        self.settings = settings
+        self.client = slack_client(settings)
+        self.runtime = build_runtime(settings, messenger=_LateMessenger())
+        self.outbox = Outbox(self.runtime.store, self.client)
+        self.runtime.messenger = self.outbox
+        self.runtime.directory = SlackGroupDirectory(self.client, referenced_groups(self.runtime.config))
+        self.dispatcher = Dispatcher(self.runtime)
+        self.slack_enabled = bool(settings.slack_signing_secret and settings.slack_bot_token)
+        self.bolt = build_bolt_app(self.runtime, self.dispatcher, self.client) if self.slack_enabled else None
+        self.socket_handler: Any = None
+        self.alert_intake = _optional_alert_intake(self.runtime)
+        self.alert_worker = _optional_alert_worker(self.runtime)
+        from bot.scheduler import Scheduler
+
+        self.scheduler = Scheduler(self.runtime)
+
+    def start(self) -> None:
+        self.outbox.start()
+        if self.alert_worker is not None:
+            self.alert_worker.start()
+        self.scheduler.start()
+        if self.bolt is not None and self.settings.slack_app_token:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            self.socket_handler = SocketModeHandler(self.bolt, self.settings.slack_app_token.get_secret_value())
+            self.socket_handler.connect()
+
+    def stop(self) -> None:
+        for stop in (
+            lambda: self.socket_handler and self.socket_handler.close(),
+            self.scheduler.stop,
+            lambda: self.alert_worker and self.alert_worker.stop(),
+            self.outbox.stop,
+            self.runtime.clients.close_all,
+        ):
+            try:
+                stop()
+            except Exception:
+                log.exception("error while stopping")
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.runtime.store.ping():
+            return False, "state store unreachable"
+        if self.socket_handler is not None and not self.socket_handler.client.is_connected():
+            return False, "Slack Socket Mode connection down"
+        return True, "ready"
+
+
+class _LateMessenger:
+    """Placeholder until the outbox exists; nothing may post during start-up."""
+
+    def post(self, *args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("messenger used before start-up finished")
+
+    update = upload = post
+
+
+def _optional_alert_intake(runtime: Any) -> Any:
+    try:
+        from bot.alerting import AlertIntake
+    except ImportError:
+        return None
+    return AlertIntake(runtime)
+
+
+def _optional_alert_worker(runtime: Any) -> Any:
+    try:
+        from bot.alerting import AlertWorker
+    except ImportError:
+        return None
+    return AlertWorker(runtime)
+
+
+def build_asgi(service: Service) -> Any:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from bot.metrics import REGISTRY
+
+    async def slack_events(request: Request) -> Response:
+        if service.bolt is None:
+            return PlainTextResponse("Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET", 503)
+        from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+
+        body = await request.body()
+        # Bolt's dispatch verifies the signature and waits for ack(); keep it off the event loop.
+        bolt_response = await run_in_threadpool(service.bolt.dispatch, to_bolt_request(request, body))
+        return to_starlette_response(bolt_response)
+
+    async def alertmanager(request: Request) -> Response:
+        if service.alert_intake is None:
+            return JSONResponse({"error": "alert intake is not available in this build"}, 501)
+        body = await request.body()
+        status, result = await run_in_threadpool(service.alert_intake.handle, dict(request.headers), body)
+        return JSONResponse(result, status)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        ok, reason = await run_in_threadpool(service.ready)
+        return PlainTextResponse(reason, 200 if ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/alertmanager", alertmanager, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ]
+    )
+
+
+def serve(settings: Settings, *, host: str, port: int) -> int:
+    import uvicorn
+
+    service = Service(settings)
+    if not service.slack_enabled:
+        log.warning("SLACK_BOT_TOKEN / SLACK_SIGNING_SECRET not set: /slack/events answers 503")
+    service.start()
+    server = uvicorn.Server(
+        uvicorn.Config(build_asgi(service), host=host, port=port, log_level="warning", access_log=False)
+    )
+    log.info("serving on http://%s:%d (environments: %s)", host, port, ", ".join(service.runtime.config.environments))
+    try:
+        server.run()
+    finally:
+        service.stop()
+    return 0
+
