@@ -212,6 +212,30 @@ alert_groups = Table(
 )
 
 
+# One row per backup the bot started. The object store's manifest is the truth about whether a
+# backup is usable; this table indexes it, tracks running ones (heartbeat) so that a backup whose
+# process died can be told from one still in progress, and remembers who asked.
+backups = Table(
+    "backups",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("environment", String(64), nullable=False),
+    Column("engine", String(32), nullable=False),  # logical | milvus-backup
+    Column("state", String(16), nullable=False),  # running | complete | failed | abandoned | deleted
+    Column("collections", JSON, nullable=False),
+    Column("rows", BigInteger, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("location", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("created_by", String(64), nullable=False),
+    Column("trigger", String(16), nullable=False),  # manual | schedule
+    Column("error", Text),
+    Index("ix_backups_env_created", "environment", "created_at"),
+)
+
+
 def _create(*tables: Table) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for table in tables:
@@ -226,4 +250,5 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0003_job_runs", _create(job_runs)),
     ("0004_approvals", _create(approval_requests, approval_votes)),
     ("0005_alerts", _create(alert_notifications, alert_groups)),
+    ("0006_backups", _create(backups)),
 ]
