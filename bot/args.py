@@ -17,6 +17,7 @@ from typing import Annotated, Any, get_args, get_origin
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
 
+from bot.blocks import code
 from bot.errors import UsageError
 
 _COUNT_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
@@ -168,7 +169,7 @@ def parse_args(command: str, model: type[BaseModel], tokens: list[str]) -> BaseM
                 options = [option_name(n) for n in fields]
                 close = difflib.get_close_matches("--" + name, options, n=1)
                 hint = f"Did you mean `{close[0]}`? " if close else ""
-                raise UsageError(f"Unknown option `--{name}` for `{command}`.", hint=hint + usage)
+                raise UsageError(f"Unknown option {code('--' + name)} for `{command}`.", hint=hint + usage)
             info = fields[key]
             if _is_bool(info):
                 values[key] = inline.lower() not in ("false", "0", "no") if inline else True
@@ -201,7 +202,7 @@ def parse_args(command: str, model: type[BaseModel], tokens: list[str]) -> BaseM
         else:
             values[name] = leftovers.pop(0)
     if leftovers:
-        raise UsageError(f"Unexpected argument `{' '.join(leftovers)}`.", hint=usage)
+        raise UsageError(f"Unexpected argument {code(' '.join(leftovers))}.", hint=usage)
 
     try:
         return model.model_validate(values)

@@ -88,10 +88,11 @@ class Runtime:
             )
         if name not in envs:
             from bot.args import closest
+            from bot.blocks import code
 
             guess = closest(name, list(envs))
             hint = f"Did you mean `{guess}`? " if guess else ""
-            raise NotFound(f"There is no environment `{name}`.", hint=f"{hint}Environments: {', '.join(envs)}.")
+            raise NotFound(f"There is no environment {code(name)}.", hint=f"{hint}Environments: {', '.join(envs)}.")
         return envs[name]
 
     def identity(self, user_id: str) -> Identity:

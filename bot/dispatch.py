@@ -85,7 +85,7 @@ class Dispatcher:
         names = sorted({n.split()[0] for n in self.registry.commands})
         guess = closest(word.lower(), names)
         hint = f"Did you mean `/milvus {guess}`? " if guess else ""
-        return UsageError(f"There is no subcommand `{word}`.", hint=f"{hint}Type `/milvus help` for the list.")
+        return UsageError(f"There is no subcommand {bk.code(word)}.", hint=f"{hint}Type `/milvus help` for the list.")
 
     def _environment_for(self, spec: CommandSpec, args: BaseModel) -> Environment | None:
         if not spec.targets_env:

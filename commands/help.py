@@ -45,7 +45,7 @@ def _one(topic: str) -> Reply:
 
         guess = closest(topic, sorted(REGISTRY.commands))
         hint = f"Did you mean `{guess}`? " if guess else ""
-        raise NotFound(f"There is no subcommand `{topic}`.", hint=f"{hint}Type `/milvus help` for the list.")
+        raise NotFound(f"There is no subcommand {bk.code(topic)}.", hint=f"{hint}Type `/milvus help` for the list.")
     out: list[dict] = []
     texts = []
     for spec in specs:

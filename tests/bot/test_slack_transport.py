@@ -1,0 +1,130 @@
+"""The bot as Slack sees it: `milvus-chatops serve` in a subprocess, signed requests, a fake Slack API."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from pymilvus import MilvusClient
+
+from tests.support.bot_server import SIGNING_SECRET
+
+ADMIN, VIEWER, STRANGER = "U0ADMIN", "U0VIEWER", "U0STRANGER"
+
+
+def config_for(milvus_db: str) -> str:
+    return f"""
+environments:
+  local:
+    milvus: {{uri: "{milvus_db}"}}
+access:
+  - {{role: admin, users: [{ADMIN}]}}
+  - {{role: viewer, users: [{VIEWER}], groups: [S0READERS]}}
+"""
+
+
+@pytest.fixture
+def milvus_db(tmp_path):
+    """A real Milvus Lite database with two collections, closed before the bot opens it."""
+    path = str(tmp_path / "milvus.db")
+    client = MilvusClient(path)
+    client.create_collection("docs", dimension=8)
+    client.insert("docs", [{"id": i, "vector": [i / 10] * 8} for i in range(25)])
+    client.create_collection("empty_one", dimension=4)
+    client.release_collection("empty_one")
+    client.close()
+    # Milvus Lite keeps its server (and the file lock) for the process; let the bot's process have it.
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(path)
+    return path
+
+
+@pytest.fixture
+def bot(bot_server, milvus_db):
+    return bot_server(config_for(milvus_db))
+
+
+def test_status_reports_real_collections_through_the_response_url(bot, fake_slack):
+    ack = bot.slack.slash_command("status", user_id=VIEWER, response_url=fake_slack.response_url("r1"))
+    assert ack.status_code == 200
+    reply = fake_slack.wait_for_response("r1", timeout=30)
+    text = reply.all_text()
+    assert "milvus_lite" in text
+    assert "`default.docs`: 25 rows" in text and "loaded" in text
+    assert "`default.empty_one`: 0 rows" in text and "released" in text
+
+
+def test_status_json_data_matches_the_contract(tmp_path, milvus_db):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "c.yaml").write_text(config_for(milvus_db))
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "/milvus status", "--json", "--config", str(tmp_path / "c.yaml"),
+         "--user", VIEWER],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "MILVUS_CHATOPS_DATA_DIR": str(tmp_path / "d")},
+    )
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    assert set(payload) == {"text", "blocks", "response_type", "data"}
+    data = payload["data"]
+    assert data["environment"] == "local" and data["milvus_version"].startswith("milvus_lite")
+    docs = next(c for c in data["collections"] if c["name"] == "docs")
+    assert docs == {"database": "default", "name": "docs", "rows": 25, "loaded": True, "index_types": ["AUTOINDEX"]}
+
+
+def test_a_forged_signature_or_a_stale_timestamp_is_refused(bot, fake_slack):
+    from tests.support.slack_signing import slash_command_body
+
+    body = slash_command_body("status", user_id=ADMIN, response_url=fake_slack.response_url("forged"))
+    assert bot.slack.post(body, secret="not-the-secret").status_code == 401
+    assert bot.slack.post(body, timestamp=int(time.time()) - 6 * 60).status_code == 401
+    assert bot.slack.post_unsigned(body).status_code == 401
+    # The genuine request still works, so the refusals above were about the signature alone.
+    assert bot.slack.post(body).status_code == 200
+    fake_slack.wait_for_response("forged", timeout=30)
+    assert SIGNING_SECRET not in bot.log()
+
+
+def test_a_user_without_the_role_is_refused_and_the_refusal_is_audited(bot, fake_slack):
+    bot.slack.slash_command("audit", user_id=STRANGER, response_url=fake_slack.response_url("denied"))
+    refusal = fake_slack.wait_for_response("denied").all_text()
+    assert "`audit` needs the admin role; you have no role." in refusal
+
+    bot.slack.slash_command("audit --user U0STRANGER", user_id=ADMIN, response_url=fake_slack.response_url("log"))
+    log = fake_slack.wait_for_response("log").all_text()
+    assert "`audit`" in log and "denied" in log
+
+
+def test_roles_come_from_slack_user_groups(bot, fake_slack):
+    fake_slack.set_usergroup("S0READERS", ["U0GROUPIE"])
+    bot.slack.slash_command("whoami", user_id="U0GROUPIE", response_url=fake_slack.response_url("who"))
+    assert "`local`: viewer" in fake_slack.wait_for_response("who").all_text()
+
+
+def test_unknown_subcommands_get_a_suggestion_and_help_lists_arguments(bot, fake_slack):
+    bot.slack.slash_command("stauts", user_id=VIEWER, response_url=fake_slack.response_url("typo"))
+    assert "Did you mean `/milvus status`?" in fake_slack.wait_for_response("typo").all_text()
+    bot.slack.slash_command("help audit", user_id=VIEWER, response_url=fake_slack.response_url("help"))
+    help_text = fake_slack.wait_for_response("help").all_text()
+    assert "/milvus audit [--env <env>] [--user <user>] [--limit <limit>]" in help_text
+
+
+def test_user_text_is_escaped_so_it_cannot_mention_the_channel(bot, fake_slack):
+    bot.slack.slash_command("status <!channel>", user_id=VIEWER, response_url=fake_slack.response_url("esc"))
+    reply = fake_slack.wait_for_response("esc").all_text()
+    assert "There is no environment" in reply
+    assert "<!channel>" not in reply
+
+
+def test_health_ready_and_metrics_endpoints(bot, fake_slack):
+    assert bot.http.get("/healthz").text == "ok"
+    assert bot.http.get("/readyz").status_code == 200
+    bot.slack.slash_command("whoami", user_id=VIEWER, response_url=fake_slack.response_url("m"))
+    fake_slack.wait_for_response("m")
+    metrics = bot.http.get("/metrics").text
+    assert 'milvus_chatops_commands_total{command="whoami",outcome="ok"} 1.0' in metrics
+    assert "milvus_chatops_command_duration_seconds_bucket" in metrics
