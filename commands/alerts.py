@@ -1,0 +1,207 @@
+"""/milvus alerts | ack | silence | unsilence, and the Acknowledge / Silence / Unsilence buttons.
+
+The work lives in bot/alerting.py; here are the argument models, the role checks in the group's own
+environment (a group id from one environment must not be silenced by someone who only operates
+another), and the replies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from bot import alerting
+from bot import blocks as bk
+from bot.args import positional
+from bot.config import Role
+from bot.context import Context
+from bot.errors import UsageError
+from bot.registry import action, command
+from bot.reply import Reply
+from bot.state import utcnow
+
+
+class AlertsArgs(BaseModel):
+    env: str | None = positional(None, description="environment (default: every one you can see)")
+    resolved: bool = Field(False, description="also list groups that have resolved")
+    limit: int = Field(30, ge=1, le=200, description="how many groups")
+
+
+class TargetArgs(BaseModel):
+    target: str = positional(description="group id from the alert message, alert name, or fingerprint")
+
+
+class SilenceArgs(BaseModel):
+    target: str = positional(description="group id from the alert message, alert name, or fingerprint")
+    duration: str = positional(description="how long: 30m, 4h, 2d, 1w (at most 30d)")
+    reason: list[str] = positional([], description="why, for the Alertmanager comment")
+
+
+def _require_operator(ctx: Context, group: alerting.AlertGroup, what: str) -> None:
+    ctx.runtime.policy.require(ctx.user, Role.operator, group.environment, what)
+
+
+def _group_data(group: alerting.AlertGroup) -> dict[str, Any]:
+    now = utcnow()
+    active = group.active_silences(now)
+    timed = [s for s in active if s.get("kind") == "timed"]
+    started = group.started_at()
+    return {
+        "id": group.id,
+        "short_id": group.short_id,
+        "environment": group.environment,
+        "name": group.name,
+        "severity": group.severity,
+        "status": group.status,
+        "firing": len(group.firing()),
+        "resolved": len(group.resolved()),
+        "started_at": started.isoformat() if started else None,
+        "resolved_at": group.resolved_at.isoformat() if group.resolved_at else None,
+        "acknowledged_by": group.acked_by,
+        "silenced_until": max(s["until"] for s in timed) if timed else None,
+        "silences": [s["id"] for s in active],
+        "channel": group.channel,
+    }
+
+
+@command(
+    "alerts",
+    summary="What is firing now, with who acknowledged or silenced it",
+    args=AlertsArgs,
+    role=Role.viewer,
+    examples=("/milvus alerts", "/milvus alerts prod", "/milvus alerts prod --resolved"),
+)
+def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
+    if args.env:
+        ctx.runtime.environment(args.env)
+        ctx.runtime.policy.require(ctx.user, Role.viewer, args.env, "alerts")
+    groups = alerting.list_groups(ctx.runtime, environment=args.env, include_resolved=args.resolved)
+    policy = ctx.runtime.policy
+    visible = [g for g in groups if policy.role_in(ctx.user, g.environment) is not None][: args.limit]
+    where = f" in `{bk.escape(args.env)}`" if args.env else ""
+    if not visible:
+        text = f":white_check_mark: Nothing is firing{where}."
+        return Reply(text=text, blocks=[bk.section(text)], data={"groups": []})
+    now = utcnow()
+    lines = []
+    for g in visible:
+        icon = alerting.SEVERITY_ICON.get(g.severity, ":large_blue_circle:")
+        if g.status == "resolved":
+            icon = ":large_green_circle:"
+        bits = [f"{icon} *{bk.escape(g.name)}* `{g.short_id}`", bk.escape(g.environment or "no environment")]
+        if g.status == "firing":
+            bits.append(f"{len(g.firing())} firing")
+            started = g.started_at()
+            if started:
+                bits.append(f"for {alerting.human_duration(now - started)}")
+        else:
+            bits.append("resolved")
+        if g.acked_by:
+            bits.append(f":eyes: acked by <@{bk.escape(g.acked_by)}>")
+        timed = [s for s in g.active_silences(now) if s.get("kind") == "timed"]
+        if timed:
+            until = max(alerting.parse_time(s["until"]) or now for s in timed)
+            bits.append(f":no_bell: silenced until {alerting.slack_time(until)}")
+        lines.append(" · ".join(bits))
+    blocks = [bk.header(f"Alerts{' in ' + args.env if args.env else ''}: {len(visible)} group(s)")]
+    for start in range(0, len(lines), 10):
+        blocks.append(bk.section("\n".join(lines[start : start + 10])))
+    blocks.append(
+        bk.context("`/milvus ack <group>` · `/milvus silence <group> 4h [reason]` · `/milvus unsilence <group>`")
+    )
+    return Reply(text="\n".join(lines), blocks=blocks, data={"groups": [_group_data(g) for g in visible]})
+
+
+@command(
+    "ack",
+    summary="Acknowledge an alert group: silences exactly its alerts until they resolve",
+    args=TargetArgs,
+    role=Role.operator,
+    read_only=False,
+    examples=("/milvus ack a1b2c3d4", "/milvus ack MilvusQueryNodeMemoryHigh"),
+)
+def ack(ctx: Context, args: TargetArgs) -> Reply:
+    group = alerting.find_group(ctx.runtime, args.target)
+    _require_operator(ctx, group, "ack")
+    group = alerting.acknowledge(ctx.runtime, group.id, ctx.user.user_id)
+    return _done(group, f":eyes: Acknowledged *{bk.escape(group.name)}* `{group.short_id}`: "
+                        f"{len(group.firing())} alert(s) silenced in Alertmanager until they resolve.")
+
+
+@command(
+    "silence",
+    summary="Silence an alert group in Alertmanager for a while",
+    args=SilenceArgs,
+    role=Role.operator,
+    read_only=False,
+    examples=("/milvus silence a1b2c3d4 4h planned maintenance",),
+)
+def silence(ctx: Context, args: SilenceArgs) -> Reply:
+    duration = alerting.parse_duration(args.duration)
+    group = alerting.find_group(ctx.runtime, args.target)
+    _require_operator(ctx, group, "silence")
+    group = alerting.silence(ctx.runtime, group.id, ctx.user.user_id, duration, " ".join(args.reason))
+    return _done(group, f":no_bell: Silenced *{bk.escape(group.name)}* `{group.short_id}` "
+                        f"for {alerting.human_duration(duration)}.")
+
+
+@command(
+    "unsilence",
+    summary="Expire the silences the bot created for an alert group",
+    args=TargetArgs,
+    role=Role.operator,
+    read_only=False,
+    examples=("/milvus unsilence a1b2c3d4",),
+)
+def unsilence(ctx: Context, args: TargetArgs) -> Reply:
+    group = alerting.find_group(ctx.runtime, args.target)
+    _require_operator(ctx, group, "unsilence")
+    group, count = alerting.unsilence(ctx.runtime, group.id, ctx.user.user_id)
+    return _done(group, f":bell: Unsilenced *{bk.escape(group.name)}* `{group.short_id}`: {count} silence(s) expired.")
+
+
+def _done(group: alerting.AlertGroup, text: str) -> Reply:
+    return Reply(text=text, blocks=[bk.section(text)], data={"group": _group_data(group)})
+
+
+# -- buttons on the alert message ---------------------------------------------------------------
+
+
+def _button_group(ctx: Context, payload: dict[str, Any], what: str) -> tuple[alerting.AlertGroup, int | None]:
+    group_id = payload.get("group")
+    if not isinstance(group_id, str):
+        raise UsageError("This button carries no alert group; use `/milvus alerts`.")
+    group = alerting.load_group(ctx.runtime, group_id)
+    if group is None:
+        raise UsageError("This alert group is not known to the bot any more.")
+    _require_operator(ctx, group, what)
+    episode = payload.get("episode")
+    return group, episode if isinstance(episode, int) else None
+
+
+@action("alert_ack", role=Role.operator)
+def on_ack(ctx: Context, payload: dict[str, Any]) -> Reply:
+    group, episode = _button_group(ctx, payload, "ack")
+    group = alerting.acknowledge(ctx.runtime, group.id, ctx.user.user_id, episode=episode)
+    return _done(
+        group, f":eyes: You acknowledged *{bk.escape(group.name)}*; its alerts are silenced until they resolve."
+    )
+
+
+@action("alert_silence", role=Role.operator)
+def on_silence(ctx: Context, payload: dict[str, Any]) -> Reply:
+    choice = payload.get("duration")
+    if choice not in alerting.SILENCE_CHOICES:
+        raise UsageError(f"Unknown silence length {bk.escape(choice)}; use `/milvus silence <group> <duration>`.")
+    group, episode = _button_group(ctx, payload, "silence")
+    duration = alerting.parse_duration(str(choice))
+    group = alerting.silence(ctx.runtime, group.id, ctx.user.user_id, duration, episode=episode)
+    return _done(group, f":no_bell: You silenced *{bk.escape(group.name)}* for {choice}.")
+
+
+@action("alert_unsilence", role=Role.operator)
+def on_unsilence(ctx: Context, payload: dict[str, Any]) -> Reply:
+    group, _ = _button_group(ctx, payload, "unsilence")
+    group, count = alerting.unsilence(ctx.runtime, group.id, ctx.user.user_id)
+    return _done(group, f":bell: You unsilenced *{bk.escape(group.name)}*: {count} silence(s) expired.")
