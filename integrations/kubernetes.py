@@ -209,10 +209,15 @@ class KubeCluster:
 
     # -- namespace preparation -------------------------------------------------------------------
 
-    def ensure_namespace(self, name: str, labels: dict[str, str]) -> str:
+    def ensure_namespace(self, name: str, labels: dict[str, str], *, dry_run: bool = False) -> str:
         """Create the namespace with ``labels`` or add them to it; returns created|updated|unchanged."""
         core = self._core()
         current = self._exists(f"read namespace {name}", core.read_namespace, name)
+        if dry_run:
+            have = (current.metadata.labels or {}) if current is not None and current.metadata else {}
+            if current is None:
+                return "would create"
+            return "unchanged" if all(have.get(k) == v for k, v in labels.items()) else "would update"
         if current is None:
             body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
             self._call(f"create namespace {name}", core.create_namespace, body)
@@ -223,34 +228,53 @@ class KubeCluster:
         self._call(f"label namespace {name}", core.patch_namespace, name, {"metadata": {"labels": labels}})
         return "updated"
 
-    def ensure_service_account(self, namespace: str, name: str, labels: dict[str, str]) -> str:
+    def ensure_service_account(
+        self, namespace: str, name: str, labels: dict[str, str], *, dry_run: bool = False
+    ) -> str:
         core = self._core()
         if self._exists(f"read service account {name}", core.read_namespaced_service_account, name, namespace):
             return "unchanged"
+        if dry_run:
+            return "would create"
         body = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "labels": labels}}
         self._call(f"create service account {name}", core.create_namespaced_service_account, namespace, body)
         return "created"
 
-    def ensure_network_policy(self, namespace: str, release: str, client_namespaces: list[str]) -> str:
+    def ensure_network_policy(
+        self, namespace: str, release: str, client_namespaces: list[str], *, dry_run: bool = False
+    ) -> str:
         net = self._net()
         body = network_policy_body(namespace, release, client_namespaces)
         name = body["metadata"]["name"]
         current = self._exists(f"read network policy {name}", net.read_namespaced_network_policy, name, namespace)
         if current is None:
+            if dry_run:
+                return "would create"
             self._call(f"create network policy {name}", net.create_namespaced_network_policy, namespace, body)
             return "created"
         if self.api_client.sanitize_for_serialization(current).get("spec") == body["spec"]:
             return "unchanged"
+        if dry_run:
+            return "would update"
         self._call(f"replace network policy {name}", net.replace_namespaced_network_policy, name, namespace, body)
         return "updated"
 
-    def prepare(self, namespace: str, release: str, client_namespaces: list[str]) -> dict[str, str]:
-        """Namespace with labels, the release's service account, and the client NetworkPolicy."""
+    def prepare(
+        self, namespace: str, release: str, client_namespaces: list[str], *, dry_run: bool = False
+    ) -> dict[str, str]:
+        """Namespace with labels, the release's service account, and the client NetworkPolicy.
+
+        With ``dry_run`` nothing is written: the answer says what would be created or updated (a
+        service account or policy in a namespace that does not exist yet would be created).
+        """
         labels = {"app.kubernetes.io/managed-by": MANAGED_BY, "milvus-chatops/release": release}
+        ns = self.ensure_namespace(namespace, labels, dry_run=dry_run)
+        if ns == "would create":
+            return {"namespace": ns, "service_account": "would create", "network_policy": "would create"}
         return {
-            "namespace": self.ensure_namespace(namespace, labels),
-            "service_account": self.ensure_service_account(namespace, f"{release}-milvus", labels),
-            "network_policy": self.ensure_network_policy(namespace, release, client_namespaces),
+            "namespace": ns,
+            "service_account": self.ensure_service_account(namespace, f"{release}-milvus", labels, dry_run=dry_run),
+            "network_policy": self.ensure_network_policy(namespace, release, client_namespaces, dry_run=dry_run),
         }
 
     # -- watching --------------------------------------------------------------------------------
