@@ -174,10 +174,20 @@ def _gi(gib: float) -> str:
 
 
 def _block(value: Mapping[str, Any], indent: int) -> str:
-    """A mapping as a YAML block indented under the template's key."""
-    text = yaml.safe_dump(dict(value), sort_keys=False, default_flow_style=False).rstrip("\n")
+    """A nested mapping of scalars as a YAML block indented under the template's key.
+
+    Hand-written because yaml.safe_dump per resource was most of the render time; scalars go
+    through ``_q`` (JSON), which is valid YAML.
+    """
     pad = " " * indent
-    return "\n".join(pad + line for line in text.splitlines())
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, Mapping):
+            lines.append(f"{pad}{key}:")
+            lines.append(_block(item, indent + 2))
+        else:
+            lines.append(f"{pad}{key}: {_q(item)}")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=1)

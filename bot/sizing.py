@@ -18,8 +18,9 @@ Where the tool is silent we go further and say so in the "show the math" lines:
 - IVF_PQ: ``ceil(m * nbits / 8)`` bytes of codes per vector + ``nlist * d * 4`` centroids
   + ``2^nbits * d * 4`` codebook (Faiss' ProductQuantizer layout; Milvus docs for the ranges).
 - BIN_FLAT / BIN_IVF_FLAT: ``d / 8`` bytes per vector (+ ``nlist * d / 8`` centroids for IVF).
-- growth: the same arithmetic at each month of the horizon; "stops fitting" is the first month whose
-  loading memory (or local disk) exceeds what today's query nodes provide, or whose mode changes.
+- growth: the same arithmetic today and at the end of each quarter of the horizon; "stops fitting"
+  is the first month whose loading memory (or local disk) exceeds what today's query nodes
+  provide, or whose mode changes.
 - object storage: raw binlogs + index files + one raw copy per retained backup (milvus-backup copies
   binlogs only, never index files).
 - cost: 730 hours a month times cores and memory, plus disk and object storage per GiB-month.
@@ -30,6 +31,7 @@ Everything is in bytes internally and GiB (1024^3) in the output; "1M vectors" i
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -719,13 +721,16 @@ _TIERS: tuple[_Tier, ...] = (
 )
 
 
+_UPPERS = tuple(t.upper for t in _TIERS)
+
+
 def _tier(g_gib: float) -> _Tier:
-    # Lower bound inclusive, upper exclusive: G = 8.0 is in the 8-16 row.
-    return next(t for t in _TIERS if g_gib < t.upper)
+    # Lower bound inclusive, upper exclusive: G = 8.0 is in the 8-16 row (bisect_right puts it there).
+    return _TIERS[bisect_right(_UPPERS, g_gib)]
 
 
 def _tier_range(g_gib: float) -> str:
-    index = next(i for i, t in enumerate(_TIERS) if g_gib < t.upper)
+    index = bisect_right(_UPPERS, g_gib)
     low = 0 if index == 0 else _TIERS[index - 1].upper
     high = _TIERS[index].upper
     return f"[{low:g}, {high:g})" if high != _INF else f"[{low:g}, ∞)"
@@ -784,14 +789,17 @@ def _n(value: float) -> str:
 
 @dataclass(frozen=True)
 class _Figures:
-    """Everything that depends on the vector count; computed for today and each month of growth."""
+    """Everything that depends on the vector count; computed for today and each month of growth.
+
+    Numbers only: the formulas are built once, for today (``_index_formula``, ``_mode_reason``),
+    because growth recomputes these figures for many months.
+    """
 
     vectors: int
     vector_bytes: float
     scalar_total_bytes: float
     raw_bytes: float
     index_bytes: float
-    index_formula: str
     scalar_memory_bytes: float
     loading_per_replica_gib: float
     loading_gib: float
@@ -800,75 +808,101 @@ class _Figures:
     index_file_bytes: float
     object_bytes: float
     mode: Mode
-    mode_reason: str
 
 
-def _index_bytes(inp: PlanInput, n: int, v: float) -> tuple[float, str]:
-    """Index memory in bytes and the formula that gave it (V = raw vector bytes)."""
-    d, nlist = inp.dim, inp.nlist
-    row = inp.row_bytes
-    centroids = nlist * row
+def _index_bytes(inp: PlanInput, n: int, v: float) -> float:
+    """Index memory in bytes (V = raw vector bytes); ``_index_formula`` says the same in words."""
+    idx = inp.index
+    centroids = inp.nlist * inp.row_bytes
+    if idx is IndexType.FLAT or idx is IndexType.BIN_FLAT:
+        return v
+    if idx is IndexType.IVF_FLAT or idx is IndexType.BIN_IVF_FLAT:
+        return v + centroids
+    if idx is IndexType.IVF_SQ8:
+        return v / 4 + centroids
+    if idx is IndexType.IVF_RABITQ:
+        return v * (1 / 32 + REFINE_BITS[inp.refine] / 32) + centroids
+    if idx is IndexType.SCANN:
+        return 9 * v / 8 if inp.with_raw_data else v / 8
+    if idx is IndexType.HNSW:
+        return (1 + 2 * inp.m / inp.dim) * v
+    if idx is IndexType.DISKANN:
+        return v / 4
+    # IVF_PQ (Faiss layout): codes + coarse centroids + 2^nbits codewords over the full dimension
+    d = inp.dim
+    code = math.ceil((inp.pq_m or d // 2) * inp.nbits / 8)
+    return n * code + inp.nlist * d * 4 + (2**inp.nbits) * d * 4
+
+
+def _index_formula(inp: PlanInput, n: int, v: float) -> str:
+    d, nlist, row = inp.dim, inp.nlist, inp.row_bytes
     vg, cg = _n(_gib(v)), f"{nlist} x {row:g} B"
     idx = inp.index
     if idx is IndexType.FLAT:
-        return v, f"V = {vg} GiB"
+        return f"V = {vg} GiB"
     if idx is IndexType.IVF_FLAT:
-        return v + centroids, f"V + nlist x row = {vg} GiB + {cg}"
+        return f"V + nlist x row = {vg} GiB + {cg}"
     if idx is IndexType.IVF_SQ8:
-        return v / 4 + centroids, f"V/4 + nlist x row = {vg}/4 GiB + {cg}"
+        return f"V/4 + nlist x row = {vg}/4 GiB + {cg}"
     if idx is IndexType.IVF_RABITQ:
         bits = REFINE_BITS[inp.refine]
         return (
-            v * (1 / 32 + bits / 32) + centroids,
-            f"V x (1/32 + {bits}/32) + nlist x row = {vg} x {(1 + bits) / 32:g} GiB + {cg} (refine {inp.refine.value})",
+            f"V x (1/32 + {bits}/32) + nlist x row = {vg} x {(1 + bits) / 32:g} GiB + {cg} (refine {inp.refine.value})"
         )
     if idx is IndexType.SCANN:
         if inp.with_raw_data:
-            return 9 * v / 8, f"9V/8 (with raw data) = 9 x {vg}/8 GiB"
-        return v / 8, f"V/8 (without raw data) = {vg}/8 GiB"
+            return f"9V/8 (with raw data) = 9 x {vg}/8 GiB"
+        return f"V/8 (without raw data) = {vg}/8 GiB"
     if idx is IndexType.HNSW:
-        return (1 + 2 * inp.m / d) * v, f"(1 + 2M/d) x V = (1 + {2 * inp.m}/{d}) x {vg} GiB"
+        return f"(1 + 2M/d) x V = (1 + {2 * inp.m}/{d}) x {vg} GiB"
     if idx is IndexType.DISKANN:
-        return v / 4, f"V/4 (PQ codes and cache in memory) = {vg}/4 GiB"
+        return f"V/4 (PQ codes and cache in memory) = {vg}/4 GiB"
     if idx is IndexType.IVF_PQ:
-        pq_m = inp.pq_m or d // 2
-        code = math.ceil(pq_m * inp.nbits / 8)
-        codebook = (2**inp.nbits) * d * 4
+        code = math.ceil((inp.pq_m or d // 2) * inp.nbits / 8)
         return (
-            n * code + nlist * d * 4 + codebook,
             f"N x ceil(m x nbits / 8) + nlist x d x 4 + 2^nbits x d x 4 = {n:,} x {code} B"
-            f" + {nlist} x {d} x 4 B + {2**inp.nbits:,} x {d} x 4 B (Faiss PQ layout; not in the tool)",
+            f" + {nlist} x {d} x 4 B + {2**inp.nbits:,} x {d} x 4 B (Faiss PQ layout; not in the tool)"
         )
     if idx is IndexType.BIN_FLAT:
-        return v, f"N x d/8 = {n:,} x {d}/8 B (binary; not in the tool)"
-    # BIN_IVF_FLAT
-    return v + centroids, f"N x d/8 + nlist x d/8 = {vg} GiB + {cg} (binary; not in the tool)"
+        return f"N x d/8 = {n:,} x {d}/8 B (binary; not in the tool)"
+    return f"N x d/8 + nlist x d/8 = {vg} GiB + {cg} (binary; not in the tool)"
 
 
-def _mode(inp: PlanInput, vector_bytes: float) -> tuple[Mode, str]:
-    diskann = inp.index is IndexType.DISKANN
-    suggested = CLUSTER_SUGGESTED_BYTES_DISKANN if diskann else CLUSTER_SUGGESTED_BYTES
-    ruled_out = STANDALONE_MAX_BYTES_DISKANN if diskann else STANDALONE_MAX_BYTES
+def _mode_limits(inp: PlanInput) -> tuple[float, float, str, str]:
+    """(cluster suggested above, standalone ruled out above) in bytes, and their labels."""
+    if inp.index is IndexType.DISKANN:
+        return CLUSTER_SUGGESTED_BYTES_DISKANN, STANDALONE_MAX_BYTES_DISKANN, "50M", "500M"
+    return CLUSTER_SUGGESTED_BYTES, STANDALONE_MAX_BYTES, "10M", "100M"
+
+
+def _mode(inp: PlanInput, vector_bytes: float) -> Mode:
+    suggested = _mode_limits(inp)[0]
+    if vector_bytes > BEYOND_BYTES:
+        return "beyond"
+    if vector_bytes > suggested or inp.replicas > 1:
+        return "cluster"
+    return "standalone"
+
+
+def _mode_reason(inp: PlanInput, vector_bytes: float) -> str:
+    suggested, ruled_out, suggested_n, ruled_out_n = _mode_limits(inp)
     size = f"{_n(_gib(vector_bytes))} GiB of raw vectors"
     if vector_bytes > BEYOND_BYTES:
-        return "beyond", f"{size} > 1B x 768d ({_n(_gib(BEYOND_BYTES))} GiB): past one cluster"
+        return f"{size} > 1B x 768d ({_n(_gib(BEYOND_BYTES))} GiB): past one cluster"
     if vector_bytes > ruled_out:
-        limit = "500M" if diskann else "100M"
-        return "cluster", f"{size} > {limit} x 768d ({_n(_gib(ruled_out))} GiB): standalone is ruled out"
+        return f"{size} > {ruled_out_n} x 768d ({_n(_gib(ruled_out))} GiB): standalone is ruled out"
     if vector_bytes > suggested:
-        limit = "50M" if diskann else "10M"
-        return "cluster", f"{size} > {limit} x 768d ({_n(_gib(suggested))} GiB): cluster suggested"
+        return f"{size} > {suggested_n} x 768d ({_n(_gib(suggested))} GiB): cluster suggested"
     if inp.replicas > 1:
-        return "cluster", f"{inp.replicas} replicas need one query node each: standalone has one"
-    limit = "50M" if diskann else "10M"
-    return "standalone", f"{size} <= {limit} x 768d ({_n(_gib(suggested))} GiB): standalone"
+        return f"{inp.replicas} replicas need one query node each: standalone has one"
+    return f"{size} <= {suggested_n} x 768d ({_n(_gib(suggested))} GiB): standalone"
 
 
 def _figures(inp: PlanInput, vectors: int) -> _Figures:
     r = inp.replicas
     v = vectors * inp.row_bytes
     scalars = vectors * inp.scalar_bytes
-    index_bytes, formula = _index_bytes(inp, vectors, v)
+    index_bytes = _index_bytes(inp, vectors, v)
     scalar_mem = scalars / 10 if inp.scalars_mmap else scalars
     scalar_disk = scalars if inp.scalars_mmap else 0.0
     segment_gib = inp.segment_size_mb / 1024
@@ -885,14 +919,12 @@ def _figures(inp: PlanInput, vectors: int) -> _Figures:
         index_files = index_bytes
     raw = v + scalars
     objects = raw + index_files + inp.backup_retention_copies * raw
-    mode, reason = _mode(inp, v)
     return _Figures(
         vectors=vectors,
         vector_bytes=v,
         scalar_total_bytes=scalars,
         raw_bytes=raw,
         index_bytes=index_bytes,
-        index_formula=formula,
         scalar_memory_bytes=scalar_mem,
         loading_per_replica_gib=loading,
         loading_gib=loading * r,
@@ -900,8 +932,7 @@ def _figures(inp: PlanInput, vectors: int) -> _Figures:
         local_disk_gib=local_disk * r,
         index_file_bytes=index_files,
         object_bytes=objects,
-        mode=mode,
-        mode_reason=reason,
+        mode=_mode(inp, v),
     )
 
 
@@ -922,7 +953,7 @@ class _Deployment:
     math: tuple[tuple[str, str], ...]
 
 
-def _deployment(inp: PlanInput, fig: _Figures) -> _Deployment:
+def _deployment(inp: PlanInput, fig: _Figures, explain: bool = False) -> _Deployment:
     g1, g = fig.loading_per_replica_gib, fig.loading_gib
     lines: list[tuple[str, str]] = []
     mq = _effective_mq(inp, fig.mode)
@@ -933,22 +964,25 @@ def _deployment(inp: PlanInput, fig: _Figures) -> _Deployment:
         qn = NodeGroup(count=1, cpu=cpu, memory_gib=mem, local_disk_gib=disk)
         # 50 GiB is the chart's default volume (WAL, metadata); local disk data comes on top.
         components.append(Resource("standalone", 1, cpu, mem, volume_gib=50 + disk))
-        rule = "8 GiB if G <= 8" if g <= 8 else "16 GiB if G <= 16" if g <= 16 else "ceil(G/32) x 32 GiB"
-        lines.append(("standalone", f"G = {_n(g)} GiB → {rule} = {mem:g} GiB, cores = memory/4 = {cpu:g}"))
+        if explain:
+            rule = "8 GiB if G <= 8" if g <= 8 else "16 GiB if G <= 16" if g <= 16 else "ceil(G/32) x 32 GiB"
+            lines.append(("standalone", f"G = {_n(g)} GiB → {rule} = {mem:g} GiB, cores = memory/4 = {cpu:g}"))
     else:
         base = query_nodes_for(g)
         per_node_disk = math.ceil(fig.local_disk_gib / base.count) if fig.local_disk_gib else 0
         qn = NodeGroup(base.count, base.cpu, base.memory_gib, per_node_disk)
-        tier = _tier(g)
-        count_rule = (
-            f"ceil({_n(g)}/{base.memory_gib:g}) = {base.count}" if tier.query_node_count is None else f"{base.count}"
-        )
-        lines.append(
-            (
-                "query nodes",
-                f"G = {_n(g)} GiB in {_tier_range(g)} → {base.cpu:g}c/{base.memory_gib:g}G x {count_rule}",
+        if explain:
+            count_rule = (
+                f"ceil({_n(g)}/{base.memory_gib:g}) = {base.count}"
+                if _tier(g).query_node_count is None
+                else f"{base.count}"
             )
-        )
+            lines.append(
+                (
+                    "query nodes",
+                    f"G = {_n(g)} GiB in {_tier_range(g)} → {base.cpu:g}c/{base.memory_gib:g}G x {count_rule}",
+                )
+            )
         one = _tier(g1)
         components.append(Resource("proxy", 1, one.proxy[0], one.proxy[1]))
         components.append(Resource("mixCoord", 1, one.mixcoord[0], one.mixcoord[1]))
@@ -958,39 +992,37 @@ def _deployment(inp: PlanInput, fig: _Figures) -> _Deployment:
             components.append(Resource("dataNode", dn_count, dn_cpu, dn_mem))
             sn_cpu, sn_mem, sn_count = streaming_nodes_for(qn.total_cpu)
             components.append(Resource("streamingNode", sn_count, sn_cpu, sn_mem))
-            lines.append(
-                (
-                    "streaming nodes",
-                    f"c = ceil({qn.total_cpu:g} query node cores / 16) = {math.ceil(qn.total_cpu / 16)}"
-                    f" → {sn_cpu:g}c/{sn_mem:g}G x {sn_count}",
+            if explain:
+                lines.append(
+                    (
+                        "streaming nodes",
+                        f"c = ceil({qn.total_cpu:g} query node cores / 16) = {math.ceil(qn.total_cpu / 16)}"
+                        f" → {sn_cpu:g}c/{sn_mem:g}G x {sn_count}",
+                    )
                 )
-            )
         else:
             dn_cpu, dn_mem, dn_count = one.datanode_25
             components.append(Resource("dataNode", dn_count, dn_cpu, dn_mem))
             in_cpu, in_mem, in_count = one.indexnode_25
             components.append(Resource("indexNode", in_count, in_cpu, in_mem))
-        lines.append(
-            (
-                "proxy, mixCoord, data/index nodes",
-                f"tool tier for one copy's G = {_n(g1)} GiB in {_tier_range(g1)} (Milvus {inp.milvus_version})",
+        if explain:
+            lines.append(
+                (
+                    "proxy, mixCoord, data/index nodes",
+                    f"tool tier for one copy's G = {_n(g1)} GiB in {_tier_range(g1)} (Milvus {inp.milvus_version})",
+                )
             )
-        )
-    deps, dep_lines = _dependencies(inp, fig, mq)
+    deps, dep_lines = _dependencies(inp, fig, mq, explain)
     return _Deployment(qn, tuple(components), deps, mq, tuple(lines + dep_lines))
 
 
-def _dependencies(inp: PlanInput, fig: _Figures, mq: str) -> tuple[tuple[Resource, ...], list[tuple[str, str]]]:
+def _dependencies(
+    inp: PlanInput, fig: _Figures, mq: str, explain: bool
+) -> tuple[tuple[Resource, ...], list[tuple[str, str]]]:
     raw_gib = _gib(fig.raw_bytes)
     raw_ceil = math.ceil(raw_gib)
     minio_volume = max(math.ceil(raw_gib + fig.loading_per_replica_gib), 30)
-    lines = [
-        (
-            "MinIO volume per pod",
-            f"max(ceil(raw + G) , 30) = max(ceil({_n(raw_gib)} + {_n(fig.loading_per_replica_gib)}), 30)"
-            f" = {minio_volume} GiB",
-        )
-    ]
+    lines: list[tuple[str, str]] = []
     deps: list[Resource] = []
     if fig.mode == "standalone":
         big = fig.raw_bytes >= STANDALONE_DEPS_BIG_BYTES
@@ -1022,22 +1054,33 @@ def _dependencies(inp: PlanInput, fig: _Figures, mq: str) -> tuple[tuple[Resourc
         deps.append(Resource("pulsar-broker", 2, broker_cpu, broker_mem, jvm=True))
         deps.append(Resource("pulsar-proxy", 2, proxy_cpu, proxy_mem, jvm=True))
         deps.append(Resource("pulsar-zookeeper", 3, 0.5, zk_mem, volume_gib=zk_vol, jvm=True))
-        lines.append(
-            (
-                "Pulsar bookie volumes",
-                f"ledgers = max(ceil(raw), 20) = {ledgers} GiB; journal = min(ceil(raw) x 0.5, 50) = {journal:g} GiB",
-            )
-        )
     elif mq == "kafka":
         kafka_cpu, kafka_mem = (4, 16) if large else (2, 8)
         deps.append(Resource("kafka", 3, kafka_cpu, kafka_mem, volume_gib=ledgers, jvm=True))
         deps.append(Resource("kafka-zookeeper", 3, 0.5, zk_mem, volume_gib=zk_vol, jvm=True))
-        lines.append(("Kafka broker volume", f"max(ceil(raw), 20) = {ledgers} GiB"))
-    if fig.mode != "standalone":
-        tier = ">=" if large else "<"
+    if explain:
+        g1 = _n(fig.loading_per_replica_gib)
         lines.append(
-            ("dependency tier", f"raw {_n(raw_gib)} GiB {tier} 100M x 768d ({_n(_gib(DEPS_LARGE_BYTES))} GiB)")
+            (
+                "MinIO volume per pod",
+                f"max(ceil(raw + G), 30) = max(ceil({_n(raw_gib)} + {g1}), 30) = {minio_volume} GiB",
+            )
         )
+        if mq == "pulsar":
+            lines.append(
+                (
+                    "Pulsar bookie volumes",
+                    f"ledgers = max(ceil(raw), 20) = {ledgers} GiB;"
+                    f" journal = min(ceil(raw) x 0.5, 50) = {min(raw_ceil * 0.5, 50):g} GiB",
+                )
+            )
+        elif mq == "kafka":
+            lines.append(("Kafka broker volume", f"max(ceil(raw), 20) = {ledgers} GiB"))
+        if fig.mode != "standalone":
+            tier = ">=" if large else "<"
+            lines.append(
+                ("dependency tier", f"raw {_n(raw_gib)} GiB {tier} 100M x 768d ({_n(_gib(DEPS_LARGE_BYTES))} GiB)")
+            )
     return tuple(deps), lines
 
 
@@ -1063,10 +1106,12 @@ def _cost(
 
 
 def _phase_months(months: int) -> list[int]:
-    marks = list(range(0, months + 1, 3))
-    if months and marks[-1] != months:
-        marks.append(months)
-    return marks
+    """Today and the end of each quarter of the horizon: 12 months -> 0, 3, 6, 9, 12; 7 -> 0, 2, 4, 6, 7.
+
+    Quarters of the horizon (not every 3 months) keep a reply at five rows for any horizon; the
+    month the plan stops fitting is found exactly and reported on its own.
+    """
+    return sorted({0, *(math.ceil(months * k / 4) for k in range(1, 5))}) if months else [0]
 
 
 def _fits(today: _Figures, today_qn: NodeGroup, later: _Figures) -> bool:
@@ -1080,7 +1125,8 @@ def _fits(today: _Figures, today_qn: NodeGroup, later: _Figures) -> bool:
 def plan(inp: PlanInput) -> Plan:
     """Size a Milvus deployment for ``inp``; see the module docstring for where each figure comes from."""
     fig = _figures(inp, inp.vectors)
-    dep = _deployment(inp, fig)
+    dep = _deployment(inp, fig, explain=True)
+    mode_reason = _mode_reason(inp, fig.vector_bytes)
     qn = dep.query_nodes
     math_lines: list[tuple[str, str]] = []
     r = inp.replicas
@@ -1096,7 +1142,12 @@ def plan(inp: PlanInput) -> Plan:
             )
         )
     math_lines.append(("raw data", f"V + scalars = {_n(_gib(fig.raw_bytes))} GiB"))
-    math_lines.append((f"index memory ({inp.index.value})", f"{fig.index_formula} = {_n(_gib(fig.index_bytes))} GiB"))
+    math_lines.append(
+        (
+            f"index memory ({inp.index.value})",
+            f"{_index_formula(inp, inp.vectors, fig.vector_bytes)} = {_n(_gib(fig.index_bytes))} GiB",
+        )
+    )
     scalar_mem = _n(_gib(fig.scalar_memory_bytes))
     if inp.index is IndexType.DISKANN:
         math_lines.append(
@@ -1136,7 +1187,7 @@ def plan(inp: PlanInput) -> Plan:
                     f"{_n(fig.local_disk_per_replica_gib)} x {r} = {_n(fig.local_disk_gib)} GiB",
                 )
             )
-    math_lines.append(("mode", fig.mode_reason))
+    math_lines.append(("mode", mode_reason))
     math_lines.extend(dep.math)
     object_gib = _gib(fig.object_bytes)
     math_lines.append(
@@ -1165,7 +1216,7 @@ def plan(inp: PlanInput) -> Plan:
     if cost:
         math_lines.extend(("monthly cost", f) for f in cost.formulas)
 
-    phases, stops = _growth(inp, fig, qn)
+    phases, stops = _growth(inp, fig, dep, cost)
     if stops is not None:
         math_lines.append(
             (
@@ -1176,7 +1227,7 @@ def plan(inp: PlanInput) -> Plan:
             )
         )
 
-    risks, notes = _risks(inp, fig, dep, stops)
+    risks, notes = _risks(inp, fig, dep, stops, mode_reason)
     return Plan(
         input=inp,
         mode=fig.mode,
@@ -1201,19 +1252,39 @@ def plan(inp: PlanInput) -> Plan:
     )
 
 
-def _growth(inp: PlanInput, today: _Figures, qn: NodeGroup) -> tuple[tuple[Phase, ...], int | None]:
+def _growth(
+    inp: PlanInput, today: _Figures, today_dep: _Deployment, today_cost: MonthlyCost | None
+) -> tuple[tuple[Phase, ...], int | None]:
+    qn = today_dep.query_nodes
+
+    def fits(month: int) -> bool:
+        return _fits(today, qn, _figures(inp, inp.vectors + month * inp.growth_per_month))
+
     stops = None
-    if inp.growth_per_month and inp.months:
-        for month in range(1, inp.months + 1):
-            if not _fits(today, qn, _figures(inp, inp.vectors + month * inp.growth_per_month)):
-                stops = month
-                break
+    if inp.growth_per_month and inp.months and not fits(inp.months):
+        # Memory, disk and mode only grow with the month, so the first month that does not fit
+        # can be bisected: fits(low) holds, fits(high) does not.
+        low, high = 0, inp.months
+        while high - low > 1:
+            mid = (low + high) // 2
+            if fits(mid):
+                low = mid
+            else:
+                high = mid
+        stops = high
     phases = []
     for month in _phase_months(inp.months):
-        fig = today if month == 0 else _figures(inp, inp.vectors + month * inp.growth_per_month)
-        dep = _deployment(inp, fig)
+        if month == 0:
+            fig, dep = today, today_dep
+        else:
+            fig = _figures(inp, inp.vectors + month * inp.growth_per_month)
+            dep = _deployment(inp, fig)
         pods = (*dep.components, *dep.dependencies)
         object_gib = _gib(fig.object_bytes)
+        if month == 0:
+            cost = today_cost
+        else:
+            cost = _cost(inp.prices, dep.components, dep.dependencies, object_gib) if inp.prices else None
         phases.append(
             Phase(
                 month=month,
@@ -1227,13 +1298,15 @@ def _growth(inp: PlanInput, today: _Figures, qn: NodeGroup) -> tuple[tuple[Phase
                 total_cpu=sum(p.total_cpu for p in pods),
                 total_memory_gib=sum(p.total_memory_gib for p in pods),
                 fits_today=_fits(today, qn, fig),
-                monthly_cost=_cost(inp.prices, dep.components, dep.dependencies, object_gib) if inp.prices else None,
+                monthly_cost=cost,
             )
         )
     return tuple(phases), stops
 
 
-def _risks(inp: PlanInput, fig: _Figures, dep: _Deployment, stops: int | None) -> tuple[list[str], list[str]]:
+def _risks(
+    inp: PlanInput, fig: _Figures, dep: _Deployment, stops: int | None, mode_reason: str
+) -> tuple[list[str], list[str]]:
     risks: list[str] = []
     notes: list[str] = []
     if fig.mode == "beyond":
@@ -1242,7 +1315,7 @@ def _risks(inp: PlanInput, fig: _Figures, dep: _Deployment, stops: int | None) -
             " 1B x 768d limit. Split the data across clusters (or collections on separate resource groups)"
             " or ask Zilliz; the figures below are the arithmetic, not a tested layout."
         )
-    elif fig.mode == "cluster" and "suggested" in fig.mode_reason:
+    elif fig.mode == "cluster" and "suggested" in mode_reason:
         notes.append("Cluster is suggested at this size; standalone still works up to 100M x 768d.")
     if fig.mode != "standalone":
         notes.append("A Kubernetes cluster for Milvus needs at least 8 cores and 32 GiB (128 GiB recommended).")

@@ -497,9 +497,16 @@ def test_growth_phases_each_quarter_and_the_month_it_stops_fitting():
     assert any("month 5 of 12" in r for r in p.risks)
 
 
-def test_a_horizon_that_is_not_whole_quarters_ends_on_its_last_month():
+@pytest.mark.parametrize(
+    ("months", "marks"),
+    [(7, [0, 2, 4, 6, 7]), (24, [0, 6, 12, 18, 24]), (120, [0, 30, 60, 90, 120]), (2, [0, 1, 2]), (1, [0, 1])],
+)
+def test_phases_are_today_and_each_quarter_of_the_horizon(months: int, marks: list[int]):
+    assert [ph.month for ph in make(vectors=1_000_000, growth_per_month=1_000, months=months).phases] == marks
+
+
+def test_a_plan_that_keeps_fitting_has_no_stop_month():
     p = make(vectors=1_000_000, growth_per_month=1_000, months=7)
-    assert [ph.month for ph in p.phases] == [0, 3, 6, 7]
     assert p.stops_fitting_month is None
     assert all(ph.fits_today for ph in p.phases)
 
