@@ -1,0 +1,145 @@
+"""The outbox against the FAKE Slack Web API: order, rate limits, retries, restarts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from slack_sdk import WebClient
+from sqlalchemy import select, update
+
+from bot import schema
+from bot.outbox import Outbox
+from bot.reply import Attachment, Message
+from bot.state import Store
+from tests.support.wait import wait_for
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    store.migrate()
+    return store
+
+
+@pytest.fixture
+def client(fake_slack):
+    return WebClient(token="xoxb-test", base_url=fake_slack.api_url, timeout=5)
+
+
+@pytest.fixture
+def outbox(store, client):
+    box = Outbox(store, client)
+    yield box
+    box.stop()
+
+
+def texts(fake_slack, channel):
+    return [m.text for m in fake_slack.messages(channel)]
+
+
+def test_messages_reach_slack_in_order_and_updates_apply_in_place(outbox, fake_slack):
+    outbox.start()
+    ref = outbox.post("C1", Message("first"), ref="group:1")
+    outbox.post("C1", Message("second"))
+    outbox.update(ref, Message("first, resolved"))
+    outbox.post("C1", Message("in the thread"), thread_ref=ref)
+    wait_for(lambda: outbox.pending() == 0, timeout=15)
+    top = fake_slack.messages("C1")
+    assert [m.text for m in top] == ["first, resolved", "second"]
+    assert [m.text for m in fake_slack.replies("C1", top[0].ts)] == ["in the thread"]
+
+
+def test_posts_to_one_channel_are_spaced_a_second_apart(outbox, fake_slack):
+    outbox.start()
+    for i in range(3):
+        outbox.post("C2", Message(f"m{i}"))
+    wait_for(lambda: len(fake_slack.messages("C2")) == 3, timeout=15)
+    times = [c.at for c in fake_slack.calls("chat.postMessage") if c.params.get("channel") == "C2"]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(gap >= 0.95 for gap in gaps), gaps
+
+
+def test_a_429_waits_retry_after_and_nothing_is_dropped(outbox, fake_slack):
+    fake_slack.fail_next("chat.postMessage", status=429, retry_after=2, times=1)
+    outbox.start()
+    started = time.time()
+    outbox.post("C3", Message("after the rate limit"))
+    message = fake_slack.wait_for_message("C3", lambda m: m.text == "after the rate limit", timeout=15)
+    assert message is not None
+    attempts = [c for c in fake_slack.calls("chat.postMessage") if c.params.get("channel") == "C3"]
+    assert [c.http_status for c in attempts] == [429, 200]
+    assert attempts[1].at - attempts[0].at >= 1.9
+    assert time.time() - started < 10
+
+
+def test_server_errors_are_retried_with_backoff(outbox, fake_slack):
+    fake_slack.fail_next("chat.postMessage", status=500, times=2)
+    outbox.start()
+    outbox.post("C4", Message("eventually"))
+    fake_slack.wait_for_message("C4", lambda m: m.text == "eventually", timeout=20)
+    assert len(texts(fake_slack, "C4")) == 1
+
+
+def test_a_dedupe_key_posts_once_however_often_it_is_queued(outbox, fake_slack):
+    first = outbox.post("C5", Message("once"), dedupe_key="alert:abc")
+    second = outbox.post("C5", Message("once"), dedupe_key="alert:abc")
+    assert first == second
+    outbox.start()
+    fake_slack.wait_for_message("C5", lambda m: m.text == "once")
+    wait_for(lambda: outbox.pending() == 0)
+    assert texts(fake_slack, "C5") == ["once"]
+
+
+def test_a_crash_after_slack_accepted_does_not_post_twice(store, client, fake_slack):
+    """The row was in flight (attempted) when the process died; Slack already has the message."""
+    first = Outbox(store, client)
+    ref = first.post("C6", Message("posted before the crash"), ref="crash:1")
+    # What a crash between Slack's answer and our commit leaves behind: the post exists in Slack
+    # (with our ref in its metadata) and the row is still pending with one attempt.
+    client.chat_postMessage(
+        channel="C6", text="posted before the crash",
+        metadata={"event_type": "milvus_chatops_message", "event_payload": {"ref": ref}},
+    )
+    with store.begin() as conn:
+        conn.execute(update(schema.outbox).values(attempts=1))
+    restarted = Outbox(store, client)
+    restarted.start()
+    try:
+        wait_for(lambda: restarted.pending() == 0, timeout=10)
+    finally:
+        restarted.stop()
+    assert texts(fake_slack, "C6") == ["posted before the crash"]
+    assert restarted.ts_of(ref) == ("C6", fake_slack.messages("C6")[0].ts)
+
+
+def test_a_channel_that_does_not_exist_fails_that_message_only(outbox, fake_slack, store):
+    fake_slack.fail_next("chat.postMessage", status=200, error="channel_not_found", times=1)
+    outbox.post("CGONE", Message("lost cause"))
+    outbox.post("C7", Message("still delivered"))
+    outbox.start()
+    fake_slack.wait_for_message("C7", lambda m: m.text == "still delivered")
+    wait_for(lambda: outbox.pending() == 0)
+    with store.begin() as conn:
+        row = conn.execute(select(schema.outbox).where(schema.outbox.c.channel == "CGONE")).mappings().one()
+    assert (row["state"], row["last_error"]) == ("failed", "channel_not_found")
+
+
+def test_files_are_uploaded_with_files_upload_v2(outbox, fake_slack):
+    outbox.start()
+    outbox.upload("C8", [Attachment("chart.png", b"\x89PNG fake bytes", "Memory")], comment="charts")
+    wait_for(lambda: fake_slack.files(), timeout=10)
+    uploaded = fake_slack.files()[0]
+    assert uploaded.filename == "chart.png"
+    assert fake_slack.calls("files.completeUploadExternal")
+
+
+def test_oversized_messages_are_fitted_to_slack_limits_not_rejected(outbox, fake_slack):
+    from bot import blocks as bk
+
+    many = [bk.section(f"line {i} " + "x" * 200) for i in range(120)]
+    outbox.start()
+    outbox.post("C9", Message("big", many))
+    message = fake_slack.wait_for_message("C9", lambda m: m.text == "big")
+    assert len(message.blocks) <= 50
+    assert "more block(s) not shown" in message.all_text()
