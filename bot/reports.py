@@ -1,0 +1,1133 @@
+"""Health and capacity reports from Prometheus: verdict first, one coloured line per check.
+
+Each check is a PromQL query against the real Milvus metric names (see shared/reference/milvus-metrics.md),
+filtered to the environment by ``namespace`` / ``app_kubernetes_io_instance`` when configured. All the
+queries of a report are sent at once (integrations/prometheus.py fans them out on a thread pool).
+
+Honesty rules: a series that does not exist is "not available" with the reason, never a zero; a zero
+is shown only where the metric family is present and the label value is simply absent (Milvus creates
+``status="fail"`` series on the first failure, so a present family without it means "none yet").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from bot import blocks as bk
+from bot.config import Environment, HealthThresholds
+from bot.errors import IntegrationError
+from bot.reply import Attachment, Message
+from integrations.prometheus import Instant, Prometheus, Range
+
+log = logging.getLogger("milvus_chatops.reports")
+
+Kind = Literal["health", "capacity"]
+DAY = 86400.0
+GIB = 1024**3
+MIB = 1024**2
+LOAD_THRESHOLD = 0.90  # queryCoord.overloadedMemoryThresholdPercentage: loads above this are refused
+PLAN_HORIZON_DAYS = 90
+# Growth fitted on less than this is noise (a burst of inserts), not a trend to plan on.
+MIN_FIT_WINDOW_S = 3600.0
+
+
+class Status(StrEnum):
+    green = "green"
+    yellow = "yellow"
+    red = "red"
+    unknown = "unknown"  # not measured: the line says why
+
+
+EMOJI = {
+    Status.green: ":large_green_circle:",
+    Status.yellow: ":large_yellow_circle:",
+    Status.red: ":red_circle:",
+    Status.unknown: ":white_circle:",
+}
+_RANK = {Status.unknown: 0, Status.green: 1, Status.yellow: 2, Status.red: 3}
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    return max(statuses, key=_RANK.__getitem__, default=Status.unknown)
+
+
+def grade(value: float, warn: float, crit: float) -> Status:
+    if value >= crit:
+        return Status.red
+    if value >= warn:
+        return Status.yellow
+    return Status.green
+
+
+@dataclass
+class Line:
+    key: str
+    label: str
+    status: Status
+    text: str
+    value: float | None = None
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def available(self) -> bool:
+        return self.status is not Status.unknown
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "status": self.status.value,
+            "available": self.available,
+            "value": None if self.value is None or math.isnan(self.value) else self.value,
+            "text": self.text,
+            "details": self.details,
+        }
+
+
+def not_available(key: str, label: str, reason: str) -> Line:
+    return Line(key, label, Status.unknown, f"not available: {reason}")
+
+
+@dataclass
+class Fit:
+    """Least-squares line through (t, v) points: v = slope * t + intercept."""
+
+    slope: float  # units per second
+    intercept: float
+    start: float
+    end: float
+    points: int
+
+    @property
+    def window_s(self) -> float:
+        return self.end - self.start
+
+    def at(self, t: float) -> float:
+        return self.slope * t + self.intercept
+
+    def reaches(self, level: float) -> float | None:
+        """Unix time when the line reaches ``level`` (None if it never does going forward)."""
+        if self.slope <= 0:
+            return None
+        return (level - self.intercept) / self.slope
+
+
+def linear_fit(points: list[tuple[float, float]]) -> Fit | None:
+    pts = [(t, v) for t, v in points if not (math.isnan(v) or math.isinf(v))]
+    if len(pts) < 2:
+        return None
+    n = len(pts)
+    mt = sum(t for t, _ in pts) / n
+    mv = sum(v for _, v in pts) / n
+    var = sum((t - mt) ** 2 for t, _ in pts)
+    if var == 0:
+        return None
+    slope = sum((t - mt) * (v - mv) for t, v in pts) / var
+    return Fit(slope, mv - slope * mt, pts[0][0], pts[-1][0], n)
+
+
+@dataclass
+class Forecast:
+    resource: str  # memory | disk | etcd
+    unit: str
+    current: float
+    limit: float | None
+    limit_label: str
+    fit: Fit | None
+    runs_out_at: dt.datetime | None
+    reason: str = ""  # why there is no date
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "resource": self.resource,
+            "current": self.current,
+            "limit": self.limit,
+            "limit_label": self.limit_label,
+            "growth_per_day": self.fit.slope * DAY if self.fit else None,
+            "window_seconds": self.fit.window_s if self.fit else None,
+            "runs_out_at": self.runs_out_at.isoformat() if self.runs_out_at else None,
+            "reason": self.reason or None,
+        }
+
+
+@dataclass
+class Recommendation:
+    text: str
+    plan_args: dict[str, Any]  # what /milvus plan gets prefilled with
+    query_nodes: dict[str, Any] | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        return {"text": self.text, "plan_args": self.plan_args, "query_nodes": self.query_nodes}
+
+
+@dataclass
+class Report:
+    kind: Kind
+    env: str
+    prometheus_url: str
+    generated_at: dt.datetime
+    lines: list[Line]
+    queries: int = 0
+    elapsed_s: float = 0.0
+    window_s: float | None = None
+    forecasts: list[Forecast] = field(default_factory=list)
+    recommendation: Recommendation | None = None
+    charts: list[Attachment] = field(default_factory=list)
+    series: dict[str, Range] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> Status:
+        return worst(line.status for line in self.lines)
+
+    def line(self, key: str) -> Line:
+        return next(line for line in self.lines if line.key == key)
+
+    def verdict_text(self) -> str:
+        counts = {s: sum(1 for line in self.lines if line.status is s) for s in Status}
+        missing = f", {counts[Status.unknown]} not available" if counts[Status.unknown] else ""
+        verdict = self.verdict
+        if verdict is Status.red:
+            head = f"Unhealthy: {counts[Status.red]} red, {counts[Status.yellow]} yellow"
+        elif verdict is Status.yellow:
+            head = f"Needs attention: {counts[Status.yellow]} yellow"
+        elif verdict is Status.green:
+            head = "All measured checks are green"
+        else:
+            head = "Nothing could be measured"
+        return head + missing
+
+    def title(self) -> str:
+        return f"{self.kind.capitalize()} report for {self.env}"
+
+    def text(self) -> str:
+        return f"{EMOJI[self.verdict]} {self.title()}: {self.verdict_text()}"
+
+    def blocks(self) -> list[dict[str, Any]]:
+        out = [
+            bk.header(self.title()),
+            bk.section(f"{EMOJI[self.verdict]} *{self.verdict_text()}*"),
+        ]
+        rows = []
+        for line in self.lines:
+            row = f"{EMOJI[line.status]} *{line.label}*: {line.text}"
+            if line.details:
+                row += "\n" + "\n".join(f"    {d}" for d in line.details[:8])
+                if len(line.details) > 8:
+                    row += f"\n    …and {len(line.details) - 8} more"
+            rows.append(row)
+        chunk: list[str] = []
+        for row in rows:
+            if sum(len(r) + 1 for r in chunk) + len(row) > bk.MAX_SECTION_TEXT - 100:
+                out.append(bk.section("\n".join(chunk)))
+                chunk = []
+            chunk.append(row)
+        if chunk:
+            out.append(bk.section("\n".join(chunk)))
+        if self.forecasts:
+            out.append(bk.divider())
+            out.append(bk.section("*Forecast*\n" + "\n".join(forecast_text(f) for f in self.forecasts)))
+        if self.recommendation:
+            rec = self.recommendation
+            out.append(bk.section(f"*Recommendation*\n{rec.text}"))
+            out.append(bk.actions(bk.button("Open /milvus plan", "plan_prefill", {"env": self.env, **rec.plan_args})))
+        when = self.generated_at.strftime("%Y-%m-%d %H:%M UTC")
+        out.append(
+            bk.context(
+                f"{when} · {self.queries} Prometheus queries in {self.elapsed_s:.2f} s"
+                f" · {bk.escape(self.prometheus_url)}"
+            )
+        )
+        return out
+
+    def message(self) -> Message:
+        return Message(self.text(), self.blocks())
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "environment": self.env,
+            "generated_at": self.generated_at.isoformat(),
+            "verdict": self.verdict.value,
+            "summary": self.verdict_text(),
+            "checks": [line.to_data() for line in self.lines],
+            "forecasts": [f.to_data() for f in self.forecasts],
+            "recommendation": self.recommendation.to_data() if self.recommendation else None,
+            "window_seconds": self.window_s,
+            "queries": self.queries,
+            "elapsed_seconds": round(self.elapsed_s, 3),
+            "charts": [a.filename for a in self.charts],
+        }
+
+
+# -- formatting -----------------------------------------------------------------------------------
+
+
+def fmt_num(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def fmt_bytes(value: float) -> str:
+    for unit, size in (("TiB", 1024**4), ("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
+        if abs(value) >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:.0f} B"
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds >= 2 * DAY:
+        return f"{seconds / DAY:.1f} d"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+def fmt_ms(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def fmt_unit(value: float, unit: str) -> str:
+    return fmt_bytes(value) if unit == "bytes" else f"{fmt_num(value)} {unit}"
+
+
+def forecast_text(f: Forecast) -> str:
+    name = {"memory": "Query node memory", "disk": "Local disk", "etcd": "etcd database"}.get(f.resource, f.resource)
+    if f.fit is None:
+        return f"• {name}: no forecast ({f.reason})"
+    growth = f.fit.slope * DAY
+    fitted = f"fitted on {fmt_duration(f.fit.window_s)} of data"
+    sign = "+" if growth >= 0 else ""
+    head = f"• {name}: {fmt_unit(f.current, f.unit)}, {sign}{fmt_unit(growth, f.unit)}/day ({fitted})"
+    if f.runs_out_at:
+        return f"{head}; reaches {f.limit_label} around *{f.runs_out_at:%Y-%m-%d}*"
+    return f"{head}; {f.reason}"
+
+
+# -- PromQL ---------------------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Selectors:
+    """Label matchers tying series to one environment."""
+
+    def __init__(self, env: Environment) -> None:
+        self.namespace = env.prometheus_namespace
+        self.instance = env.prometheus_instance
+
+    def milvus(self, *extra: str) -> str:
+        parts = []
+        if self.namespace:
+            parts.append(f"namespace={_quote(self.namespace)}")
+        if self.instance:
+            parts.append(f"app_kubernetes_io_instance={_quote(self.instance)}")
+        return "{" + ",".join([*parts, *extra]) + "}"
+
+    def pods(self, pod_regex: str, *extra: str) -> str:
+        """For kube-state-metrics and cAdvisor series, which carry pod names, not Milvus' target labels."""
+        parts = []
+        if self.namespace:
+            parts.append(f"namespace={_quote(self.namespace)}")
+        prefix = re.escape(self.instance) + "-milvus" if self.instance else ""
+        parts.append(f"pod=~{_quote(prefix + pod_regex)}")
+        return "{" + ",".join([*parts, *extra]) + "}"
+
+    def namespace_only(self, *extra: str) -> str:
+        parts = [f"namespace={_quote(self.namespace)}"] if self.namespace else []
+        return "{" + ",".join([*parts, *extra]) + "}"
+
+
+def _eq(name: str, value: str) -> str:
+    return f"{name}={_quote(value)}"
+
+
+def _re(name: str, value: str) -> str:
+    return f"{name}=~{_quote(value)}"
+
+
+def _ne(name: str, value: str) -> str:
+    return f"{name}!={_quote(value)}"
+
+
+def _p99(metric: str, sel: str) -> str:
+    return f"histogram_quantile(0.99, sum by (le)(rate({metric}_bucket{sel}[5m])))"
+
+
+def _zero_if_family(expr: str, family: str) -> str:
+    """``expr``, or 0 when only the label value is missing but the metric family is present."""
+    return f"({expr}) or (sum({family}) * 0)"
+
+
+def health_queries(env: Environment) -> dict[str, str]:
+    s = Selectors(env)
+    req = "milvus_proxy_req_count"
+    fail = f"sum by (function_name)(rate({req}{s.milvus(_eq('status', 'fail'))}[5m]))"
+    total = f"sum by (function_name)(rate({req}{s.milvus(_eq('status', 'total'))}[5m]))"
+    return {
+        "up": f"up{s.milvus()}",
+        "nodes": f"sum by (role_name)(milvus_num_node{s.milvus()})",
+        "search_qps": _zero_if_family(
+            f"sum(rate({req}{s.milvus(_eq('function_name', 'Search'), _eq('status', 'success'))}[5m]))",
+            f"{req}{s.milvus()}",
+        ),
+        "insert_qps": _zero_if_family(
+            f"sum(rate({req}{s.milvus(_eq('function_name', 'Insert'), _eq('status', 'success'))}[5m]))",
+            f"{req}{s.milvus()}",
+        ),
+        "search_p99": _p99("milvus_proxy_sq_latency", s.milvus('query_type="search"')),
+        "query_p99": _p99("milvus_proxy_sq_latency", s.milvus('query_type="query"')),
+        "insert_p99": _p99("milvus_proxy_mutation_latency", s.milvus('msg_type="insert"')),
+        "errors": f"({fail} or {total} * 0) / {total}",
+        "rate_limited": _zero_if_family(
+            f"sum(rate(milvus_proxy_rate_limit_req_count{s.milvus(_eq('status', 'fail'))}[5m]))",
+            f"milvus_proxy_rate_limit_req_count{s.milvus()}",
+        ),
+        "deny_writing": f"sum(increase(milvus_rootcoord_force_deny_writing_counter{s.milvus()}[15m]))",
+        "quota_states": f"max by (quota_states)(milvus_rootcoord_quota_states{s.milvus()})",
+        "queue_p99": _p99("milvus_querynode_sq_queue_latency", s.milvus()),
+        "qn_lag": f"max(milvus_querynode_consume_tt_lag_ms{s.milvus()})",
+        "dn_lag": f"max(milvus_datanode_consume_tt_lag_ms{s.milvus()})",
+        "restarts": f"sum by (pod)(increase(kube_pod_container_status_restarts_total{s.pods('.*')}[1h]))",
+        "oom": (
+            "sum by (pod)(kube_pod_container_status_last_terminated_reason"
+            f"{s.pods('.*', _eq('reason', 'OOMKilled'))})"
+        ),
+        "load_failures": _zero_if_family(
+            f"sum(increase(milvus_querycoord_load_req_count{s.milvus(_eq('status', 'fail'))}[1h]))",
+            f"milvus_querycoord_load_req_count{s.milvus()}",
+        ),
+    }
+
+
+def latency_range_queries(env: Environment) -> dict[str, str]:
+    s = Selectors(env)
+    return {
+        "search p99": _p99("milvus_proxy_sq_latency", s.milvus('query_type="search"')),
+        "query p99": _p99("milvus_proxy_sq_latency", s.milvus('query_type="query"')),
+        "insert p99": _p99("milvus_proxy_mutation_latency", s.milvus('msg_type="insert"')),
+    }
+
+
+def capacity_queries(env: Environment) -> dict[str, str]:
+    s = Selectors(env)
+    qn_pods = s.pods(".*querynode.*", 'container!=""')
+    return {
+        "rows_rootcoord": (
+            f"max by (db_name, collection_name)(milvus_rootcoord_entity_num{s.milvus(_eq('status', 'all'))})"
+        ),
+        "rows_datacoord": (
+            f"sum by (db_name, collection_name, collection_id)(milvus_datacoord_stored_rows_num{s.milvus()})"
+        ),
+        "binlog_bytes": f"sum(milvus_datacoord_stored_binlog_size{s.milvus()})",
+        "index_bytes": f"sum(milvus_datacoord_stored_index_files_size{s.milvus()})",
+        "qn_memory": f"sum by (pod)(container_memory_working_set_bytes{qn_pods})",
+        "qn_limit": (
+            f"sum by (pod)(kube_pod_container_resource_limits{s.pods('.*querynode.*', _eq('resource', 'memory'))})"
+        ),
+        "process_memory": f"sum by (instance, component)(process_resident_memory_bytes{s.milvus()})",
+        "qn_loaded": f"sum by (node_id)(milvus_querynode_entity_size{s.milvus()})",
+        "qn_count": f"max(milvus_querycoord_querynode_num{s.milvus()})",
+        "disk_mb": f"max by (node_id)(milvus_querynode_disk_used_size{s.milvus()})",
+        "disk_capacity": (
+            "sum by (persistentvolumeclaim)(kubelet_volume_stats_capacity_bytes"
+            f"{s.namespace_only(_re('persistentvolumeclaim', '.*querynode.*'))})"
+        ),
+        "segments": f"sum by (segment_state)(milvus_datacoord_segment_num{s.milvus()})",
+        "index_tasks": f"sum by (task_state)(milvus_datacoord_task_count{s.milvus(_re('task_type', '.*[Ii]ndex.*'))})",
+        "index_tasks_old": f"sum by (index_task_status)(milvus_datacoord_index_task_count{s.milvus()})",
+        "compaction_tasks": f"sum by (status)(milvus_datacoord_compaction_task_num{s.milvus()})",
+        "etcd_size": f"max(etcd_mvcc_db_total_size_in_bytes{s.namespace_only()})",
+        "etcd_quota": f"max(etcd_server_quota_backend_bytes{s.namespace_only()})",
+    }
+
+
+def capacity_range_queries(env: Environment) -> dict[str, str]:
+    q = capacity_queries(env)
+    s = Selectors(env)
+    return {
+        "rows": f"sum({q['rows_rootcoord']}) or sum({q['rows_datacoord']})",
+        "rows_by_collection": f"{q['rows_rootcoord']} or {q['rows_datacoord']}",
+        "qn_memory": f"sum(container_memory_working_set_bytes{s.pods('.*querynode.*', _ne('container', ''))})",
+        "process_memory": f"sum(process_resident_memory_bytes{s.milvus()})",
+        "disk_mb": f"sum(milvus_querynode_disk_used_size{s.milvus()})",
+        "etcd_size": q["etcd_size"],
+    }
+
+
+# -- the checks -----------------------------------------------------------------------------------
+
+
+def _unreachable_everywhere(results: Iterable[Instant | Range]) -> str | None:
+    results = list(results)
+    if results and all(r.unreachable for r in results):
+        return results[0].error
+    return None
+
+
+def _component_of(labels: dict[str, str]) -> str:
+    return labels.get("component") or labels.get("job") or labels.get("instance") or "target"
+
+
+def health_lines(r: dict[str, Instant], th: HealthThresholds) -> list[Line]:
+    lines: list[Line] = []
+
+    # Components: scrape targets up/down, plus the roles Milvus reports alive.
+    up, nodes = r["up"], r["nodes"]
+    if up.ok:
+        down = sorted({_component_of(x.labels) + " " + x.labels.get("instance", "") for x in up.samples if x.value < 1})
+        total = len(up.samples)
+        roles = ", ".join(f"{x.labels.get('role_name', '?')} {x.value:.0f}" for x in nodes.samples) if nodes.ok else ""
+        text = f"{total - len(down)} of {total} targets up" + (f" ({roles})" if roles else "")
+        lines.append(
+            Line(
+                "components",
+                "Components",
+                Status.red if down else Status.green,
+                text,
+                float(len(down)),
+                [f"down: {bk.escape(d.strip())}" for d in down],
+            )
+        )
+    else:
+        lines.append(not_available("components", "Components", up.reason))
+
+    for key, label in (("search_qps", "Search QPS"), ("insert_qps", "Insert QPS")):
+        res = r[key]
+        value = res.scalar()
+        if value is None:
+            lines.append(not_available(key, label, res.reason))
+        else:
+            lines.append(Line(key, label, Status.green, f"{fmt_num(value)}/s (5 min average)", value))
+
+    for key, label, warn, crit in (
+        ("search_p99", "Search p99", th.search_p99_ms_warn, th.search_p99_ms_crit),
+        ("query_p99", "Query p99", th.query_p99_ms_warn, th.query_p99_ms_crit),
+        ("insert_p99", "Insert p99", th.insert_p99_ms_warn, th.insert_p99_ms_crit),
+        ("queue_p99", "Query node queueing p99", th.queue_p99_ms_warn, th.queue_p99_ms_crit),
+    ):
+        lines.append(_latency_line(key, label, r[key], warn, crit))
+
+    errors = r["errors"]
+    if errors.ok:
+        ratios = sorted(
+            ((x.labels.get("function_name", "?"), x.value) for x in errors.samples if not math.isnan(x.value)),
+            key=lambda p: -p[1],
+        )
+        if ratios:
+            top = ratios[0][1]
+            failing = [f"{bk.escape(fn)}: {ratio:.2%}" for fn, ratio in ratios if ratio > 0]
+            text = f"worst {bk.escape(ratios[0][0])} {top:.2%} over {len(ratios)} operations (5 min)"
+            lines.append(
+                Line(
+                    "errors",
+                    "Error ratio",
+                    grade(top, th.error_ratio_warn, th.error_ratio_crit),
+                    text if top > 0 else f"no failed requests over {len(ratios)} operations (5 min)",
+                    top,
+                    failing,
+                )
+            )
+        else:
+            lines.append(Line("errors", "Error ratio", Status.green, "no requests in the last 5 min", None))
+    else:
+        lines.append(not_available("errors", "Error ratio", errors.reason))
+
+    lines.append(_throttling_line(r))
+
+    lag_parts = [(name, r[key].scalar()) for key, name in (("qn_lag", "query node"), ("dn_lag", "data node"))]
+    measured = [(name, v) for name, v in lag_parts if v is not None]
+    if measured:
+        _, value = max(measured, key=lambda p: p[1])
+        text = ", ".join(f"{n} {fmt_ms(v)}" for n, v in measured)
+        lines.append(
+            Line(
+                "consume_lag",
+                "Consume lag",
+                grade(value, th.consume_lag_ms_warn, th.consume_lag_ms_crit),
+                f"max {text}",
+                value,
+            )
+        )
+    else:
+        lines.append(not_available("consume_lag", "Consume lag", r["qn_lag"].reason))
+
+    restarts, oom = r["restarts"], r["oom"]
+    if restarts.ok:
+        by_pod = {x.labels.get("pod", "?"): x.value for x in restarts.samples}
+        restart_total = float(sum(by_pod.values()))
+        ooms = sorted(x.labels.get("pod", "?") for x in oom.samples if x.value >= 1) if oom.ok else []
+        status = worst(
+            [grade(restart_total, th.restarts_per_hour_warn, th.restarts_per_hour_crit), Status.red if ooms else Status.green]
+        )
+        details = [f"{bk.escape(p)}: {v:.0f}" for p, v in sorted(by_pod.items()) if v >= 0.5]
+        details += [f"{bk.escape(p)}: last terminated by OOMKilled" for p in ooms]
+        lines.append(
+            Line(
+                "restarts",
+                "Pod restarts / OOM kills",
+                status,
+                f"{restart_total:.0f} restarts in the last hour, {len(ooms)} OOM-killed",
+                restart_total,
+                details,
+            )
+        )
+    else:
+        reason = restarts.reason
+        if not restarts.error:
+            reason = "no kube-state-metrics series (kube_pod_container_status_restarts_total) for these pods"
+        lines.append(not_available("restarts", "Pod restarts / OOM kills", reason))
+
+    loads = r["load_failures"]
+    value = loads.scalar()
+    if value is None:
+        lines.append(not_available("load_failures", "Collection load failures", loads.reason))
+    else:
+        lines.append(
+            Line(
+                "load_failures",
+                "Collection load failures",
+                Status.red if value >= 0.5 else Status.green,
+                f"{value:.0f} in the last hour",
+                value,
+            )
+        )
+    return lines
+
+
+def _latency_line(key: str, label: str, res: Instant, warn: float, crit: float) -> Line:
+    value = res.scalar()
+    if value is None:
+        return not_available(key, label, res.reason)
+    if math.isnan(value):
+        # histogram_quantile over a window without requests: idle, which is not the same as 0 ms.
+        return Line(key, label, Status.green, "idle: no requests in the last 5 min", None)
+    return Line(key, label, grade(value, warn, crit), fmt_ms(value), value)
+
+
+def _throttling_line(r: dict[str, Instant]) -> Line:
+    key, label = "throttling", "Write throttling / memory protection"
+    parts: list[str] = []
+    statuses: list[Status] = []
+    details: list[str] = []
+    limited = r["rate_limited"].scalar()
+    if limited is not None:
+        parts.append(f"{fmt_num(limited)} rate-limited req/s")
+        statuses.append(Status.yellow if limited > 0 else Status.green)
+    denied = r["deny_writing"].scalar()
+    if denied is not None:
+        parts.append(f"writes force-denied {denied:.0f} times in 15 min")
+        statuses.append(Status.red if denied >= 0.5 else Status.green)
+    quota = r["quota_states"]
+    if quota.ok:
+        active = sorted(x.labels.get("quota_states", "?") for x in quota.samples if x.value >= 1)
+        parts.append("quota states: " + (", ".join(bk.escape(a) for a in active) if active else "none active"))
+        statuses.append(Status.red if active else Status.green)
+        details += [f"{bk.escape(a)} is active" for a in active]
+    if not parts:
+        return not_available(key, label, r["quota_states"].reason)
+    missing = [n for n, v in (("rate limiting", limited), ("force-deny counter", denied)) if v is None]
+    if missing:
+        details.append("not available: " + ", ".join(missing) + " (no such series)")
+    return Line(key, label, worst(statuses), "; ".join(parts), None, details)
+
+
+# -- capacity -------------------------------------------------------------------------------------
+
+
+def _runway_status(when: dt.datetime | None, now: dt.datetime, th: HealthThresholds) -> Status:
+    if when is None:
+        return Status.green
+    days = (when - now).total_seconds() / DAY
+    return grade(-days, -th.runway_days_warn, -th.runway_days_crit)
+
+
+def _forecast(
+    resource: str,
+    unit: str,
+    series: Range | None,
+    current: float | None,
+    limit: float | None,
+    limit_label: str,
+    now: dt.datetime,
+) -> Forecast | None:
+    if current is None:
+        return None
+    points = series.series[0].points if series is not None and series.ok else []
+    fit = linear_fit(points)
+    if fit is None:
+        reason = series.reason if series is not None and not series.ok else "too few points to fit a line"
+        return Forecast(resource, unit, current, limit, limit_label, None, None, reason)
+    if fit.window_s < MIN_FIT_WINDOW_S:
+        return Forecast(resource, unit, current, limit, limit_label, None, None,
+                        f"only {fmt_duration(fit.window_s)} of data; a forecast needs at least"
+                        f" {fmt_duration(MIN_FIT_WINDOW_S)}")
+    if limit is None:
+        return Forecast(resource, unit, current, None, limit_label, fit, None, f"no {resource} limit known")
+    if current >= limit:
+        return Forecast(resource, unit, current, limit, limit_label, fit, now, "")
+    when = fit.reaches(limit)
+    if when is None:
+        return Forecast(resource, unit, current, limit, limit_label, fit, None, "not growing")
+    if when - now.timestamp() > 10 * 365 * DAY:
+        return Forecast(resource, unit, current, limit, limit_label, fit, None, "not within 10 years at this rate")
+    return Forecast(
+        resource,
+        unit,
+        current,
+        limit,
+        limit_label,
+        fit,
+        dt.datetime.fromtimestamp(max(when, now.timestamp()), dt.UTC),
+        "",
+    )
+
+
+def _labels_name(labels: dict[str, str]) -> str:
+    name = labels.get("collection_name")
+    db = labels.get("db_name")
+    if name:
+        return f"{db}.{name}" if db else name
+    return f"collection id {labels.get('collection_id', '?')}"
+
+
+def capacity_lines(
+    r: dict[str, Instant], ranges: dict[str, Range], th: HealthThresholds, now: dt.datetime
+) -> tuple[list[Line], list[Forecast], dict[str, Any]]:
+    lines: list[Line] = []
+    forecasts: list[Forecast] = []
+    facts: dict[str, Any] = {}
+
+    # Rows per collection, with growth per day fitted on the window.
+    rows_res = r["rows_rootcoord"] if r["rows_rootcoord"].ok else r["rows_datacoord"]
+    if rows_res.ok:
+        source = "" if rows_res is r["rows_rootcoord"] else " (persisted rows; growing segments not counted)"
+        growth: dict[str, float] = {}
+        by_coll = ranges.get("rows_by_collection")
+        if by_coll is not None and by_coll.ok:
+            for s in by_coll.series:
+                fit = linear_fit(s.points)
+                if fit is not None and fit.window_s >= MIN_FIT_WINDOW_S:
+                    growth[_labels_name(s.labels)] = fit.slope * DAY
+        total = sum(x.value for x in rows_res.samples)
+        details = []
+        for x in sorted(rows_res.samples, key=lambda x: -x.value):
+            name = _labels_name(x.labels)
+            g = growth.get(name)
+            per_day = f", {'+' if g >= 0 else ''}{fmt_num(g)}/day" if g is not None else ""
+            details.append(f"{bk.escape(name)}: {x.value:,.0f} rows{per_day}")
+        total_fit = linear_fit(ranges["rows"].series[0].points) if ranges.get("rows") and ranges["rows"].ok else None
+        growth_text = ""
+        if total_fit is not None and total_fit.window_s >= MIN_FIT_WINDOW_S:
+            facts["rows_per_day"] = total_fit.slope * DAY
+            growth_text = f", {fmt_num(total_fit.slope * DAY)}/day over {fmt_duration(total_fit.window_s)}"
+        elif total_fit is not None:
+            growth_text = f"; growth not measured: only {fmt_duration(total_fit.window_s)} of data"
+        facts["rows"] = total
+        lines.append(
+            Line(
+                "rows",
+                "Rows",
+                Status.green,
+                f"{total:,.0f} in {len(rows_res.samples)} collections{growth_text}{source}",
+                total,
+                details,
+            )
+        )
+    else:
+        lines.append(not_available("rows", "Rows", rows_res.reason))
+
+    # Object storage: binlogs and index files.
+    binlog, index = r["binlog_bytes"].scalar(), r["index_bytes"].scalar()
+    if binlog is None and index is None:
+        lines.append(not_available("object_storage", "Object storage", r["binlog_bytes"].reason))
+    else:
+        parts = [
+            f"binlogs {fmt_bytes(binlog)}"
+            if binlog is not None
+            else f"binlogs not available ({r['binlog_bytes'].reason})"
+        ]
+        parts.append(
+            f"index files {fmt_bytes(index)}"
+            if index is not None
+            else f"index files not available ({r['index_bytes'].reason})"
+        )
+        used = (binlog or 0) + (index or 0)
+        facts["binlog_bytes"] = binlog
+        lines.append(Line("object_storage", "Object storage", Status.green, ", ".join(parts), used))
+
+    # Query node memory against limits and the 90% load threshold.
+    mem_line, mem_forecast, mem_facts = _memory(r, ranges, th, now)
+    lines.append(mem_line)
+    facts.update(mem_facts)
+    if mem_forecast:
+        forecasts.append(mem_forecast)
+
+    # Local disk for DiskANN / mmap (Milvus reports MB).
+    disk = r["disk_mb"]
+    if disk.ok:
+        used_mb = sum(x.value for x in disk.samples)
+        cap = r["disk_capacity"].scalar()
+        cap_bytes = sum(x.value for x in r["disk_capacity"].samples) if cap is not None else None
+        used = used_mb * MIB
+        if cap_bytes:
+            ratio = used / cap_bytes
+            status = grade(ratio, th.disk_ratio_warn, th.disk_ratio_crit)
+            text = f"{fmt_bytes(used)} of {fmt_bytes(cap_bytes)} ({ratio:.0%})"
+        else:
+            status = Status.green
+            text = f"{fmt_bytes(used)} used; capacity not available (no kubelet_volume_stats_capacity_bytes series)"
+        fc = _forecast(
+            "disk", "bytes", _scaled(ranges.get("disk_mb"), MIB), used, cap_bytes, "the volume's capacity", now
+        )
+        if fc:
+            forecasts.append(fc)
+            status = worst([status, _runway_status(fc.runs_out_at, now, th)])
+        lines.append(
+            Line(
+                "local_disk",
+                "Local disk (DiskANN / mmap)",
+                status,
+                text,
+                used,
+                [f"node {bk.escape(x.labels.get('node_id', '?'))}: {fmt_bytes(x.value * MIB)}" for x in disk.samples],
+            )
+        )
+    else:
+        lines.append(not_available("local_disk", "Local disk (DiskANN / mmap)", disk.reason))
+
+    segs = r["segments"]
+    if segs.ok:
+        by_state = {x.labels.get("segment_state", "?"): x.value for x in segs.samples}
+        text = ", ".join(f"{bk.escape(k)} {v:,.0f}" for k, v in sorted(by_state.items()) if v > 0) or "none"
+        lines.append(Line("segments", "Segments", Status.green, text, sum(by_state.values())))
+    else:
+        lines.append(not_available("segments", "Segments", segs.reason))
+
+    lines.append(_backlog_line(r))
+
+    # etcd database against its quota ("mvcc: database space exceeded" stops every write).
+    size, quota = r["etcd_size"].scalar(), r["etcd_quota"].scalar()
+    if size is None:
+        lines.append(not_available("etcd", "etcd database", r["etcd_size"].reason))
+    else:
+        if quota:
+            ratio = size / quota
+            status = grade(ratio, th.etcd_ratio_warn, th.etcd_ratio_crit)
+            text = f"{fmt_bytes(size)} of {fmt_bytes(quota)} quota ({ratio:.0%})"
+        else:
+            status, text = Status.green, f"{fmt_bytes(size)}; quota not available ({r['etcd_quota'].reason})"
+        fc = _forecast("etcd", "bytes", ranges.get("etcd_size"), size, quota, "the quota", now)
+        if fc:
+            forecasts.append(fc)
+            status = worst([status, _runway_status(fc.runs_out_at, now, th)])
+        lines.append(Line("etcd", "etcd database", status, text, size))
+    return lines, forecasts, facts
+
+
+def _scaled(rng: Range | None, factor: float) -> Range | None:
+    if rng is None or not rng.ok:
+        return rng
+    from integrations.prometheus import Series
+
+    return Range(rng.query, [Series(s.labels, [(t, v * factor) for t, v in s.points]) for s in rng.series])
+
+
+def _memory(
+    r: dict[str, Instant], ranges: dict[str, Range], th: HealthThresholds, now: dt.datetime
+) -> tuple[Line, Forecast | None, dict[str, Any]]:
+    key, label = "qn_memory", "Query node memory"
+    facts: dict[str, Any] = {}
+    count = r["qn_count"].scalar()
+    if count is not None:
+        facts["query_nodes"] = int(count)
+    loaded = r["qn_loaded"]
+    loaded_text = f"; loaded segments {fmt_bytes(sum(x.value for x in loaded.samples))}" if loaded.ok else ""
+    mem, limit = r["qn_memory"], r["qn_limit"]
+    if mem.ok:
+        used = sum(x.value for x in mem.samples)
+        series = ranges.get("qn_memory")
+        source = "working set"
+    else:
+        # Without cAdvisor (bare metal, or a standalone test server) the process RSS is the best we have.
+        proc = r["process_memory"]
+        samples = [x for x in proc.samples if x.labels.get("component", "querynode") in ("querynode", "standalone")]
+        if not proc.ok or not samples:
+            return not_available(key, label, mem.reason + " (container_memory_working_set_bytes)"), None, facts
+        used = sum(x.value for x in samples)
+        series = ranges.get("process_memory")
+        source = "process RSS; no container metrics"
+    facts["memory_bytes"] = used
+    limit_bytes = sum(x.value for x in limit.samples) if limit.ok else None
+    if limit_bytes:
+        ratio = used / limit_bytes
+        status = grade(ratio, th.memory_ratio_warn, th.memory_ratio_crit)
+        headroom = LOAD_THRESHOLD * limit_bytes - used
+        text = (
+            f"{fmt_bytes(used)} of {fmt_bytes(limit_bytes)} limit ({ratio:.0%}; loads are refused above"
+            f" {LOAD_THRESHOLD:.0%}, {fmt_bytes(max(headroom, 0))} left) ({source}){loaded_text}"
+        )
+        facts["memory_limit_bytes"] = limit_bytes
+    else:
+        status = Status.green
+        text = f"{fmt_bytes(used)} ({source}); limit not available ({limit.reason}){loaded_text}"
+    fc = _forecast(
+        "memory",
+        "bytes",
+        series,
+        used,
+        LOAD_THRESHOLD * limit_bytes if limit_bytes else None,
+        "the 90% load threshold",
+        now,
+    )
+    if fc:
+        status = worst([status, _runway_status(fc.runs_out_at, now, th)])
+        facts["memory_runs_out_at"] = fc.runs_out_at
+    details = [f"{bk.escape(x.labels.get('pod', '?'))}: {fmt_bytes(x.value)}" for x in mem.samples] if mem.ok else []
+    return Line(key, label, status, text, used, details), fc, facts
+
+
+def _backlog_line(r: dict[str, Instant]) -> Line:
+    key, label = "backlog", "Index / compaction backlog"
+    parts: list[str] = []
+    value = 0.0
+    pending_states = {"unissued", "in-progress", "inprogress", "init", "pending", "executing", "retry", "building"}
+    index = r["index_tasks"] if r["index_tasks"].ok else r["index_tasks_old"]
+    if index.ok:
+        by_state = {
+            x.labels.get("task_state") or x.labels.get("index_task_status", "?"): x.value for x in index.samples
+        }
+        pending = sum(v for k, v in by_state.items() if k.lower().replace("_", "-") in pending_states)
+        failed = sum(v for k, v in by_state.items() if "fail" in k.lower())
+        value += pending
+        parts.append(f"index tasks pending {pending:.0f}, failed {failed:.0f}")
+    else:
+        parts.append(f"index tasks not available ({index.reason})")
+    comp = r["compaction_tasks"]
+    if comp.ok:
+        by_status = {x.labels.get("status", "?"): x.value for x in comp.samples}
+        executing = sum(v for k, v in by_status.items() if k.lower() in pending_states)
+        value += executing
+        parts.append(f"compactions executing {executing:.0f}")
+    else:
+        parts.append(f"compaction tasks not available ({comp.reason})")
+    if not index.ok and not comp.ok:
+        return not_available(key, label, "; ".join(parts))
+    # A backlog is normal briefly; it matters in the forecast of how fresh indexes are, not as an outage.
+    return Line(key, label, Status.yellow if value >= 100 else Status.green, "; ".join(parts), value)
+
+
+def recommend(env: str, facts: dict[str, Any], now: dt.datetime) -> Recommendation | None:
+    """Ask the planner what the projected data needs, when the planner is installed."""
+    rows = facts.get("rows")
+    if not rows:
+        return None
+    try:
+        from bot import sizing
+    except ImportError:
+        return None
+    per_day = max(facts.get("rows_per_day") or 0.0, 0.0)
+    projected = int(rows + per_day * PLAN_HORIZON_DAYS)
+    binlog = facts.get("binlog_bytes")
+    # Prometheus has no vector dimension; estimate it from bytes per stored row (float32 vectors
+    # plus the primary key and timestamp columns). The button lets the user correct it.
+    if binlog:
+        dim = int(min(max((binlog / rows - 24) / 4, 2), sizing.MAX_DIM))
+        dim_note = f"dim ≈ {dim} estimated from {binlog / rows:,.0f} stored bytes per row"
+    else:
+        dim, dim_note = 768, "dim 768 assumed (no binlog size to estimate it from)"
+    growth_month = int(per_day * 30)
+    args: dict[str, Any] = {"vectors": projected, "dim": dim}
+    if growth_month:
+        args.update(growth_per_month=growth_month, months=12)
+    try:
+        plan = sizing.plan(sizing.PlanInput(vectors=max(projected, 1), dim=dim))
+    except Exception:  # the planner is another feature's code; a report must not fail because of it
+        log.warning("planner failed for %s", env, exc_info=True)
+        return None
+    qn = plan.query_nodes
+    shape = f"{qn.cpu:g}c/{qn.memory_gib:g}G"
+    current = facts.get("query_nodes")
+    deadline = facts.get("memory_runs_out_at") or now + dt.timedelta(days=PLAN_HORIZON_DAYS)
+    basis = f"{projected:,} rows in {PLAN_HORIZON_DAYS} days at {fmt_num(per_day)}/day; {dim_note}"
+    if current is not None and qn.count > current:
+        text = f"Add {qn.count - current} query node(s) of {shape} before *{deadline:%Y-%m-%d}* ({basis})."
+    elif current is not None:
+        text = (
+            f"The planner needs {qn.count} query node(s) of {shape} for {basis}: today's {current} are enough"
+            " if they are at least that size."
+        )
+    else:
+        text = f"Plan for {qn.count} query node(s) of {shape} ({basis})."
+    return Recommendation(text, args, {"count": qn.count, "cpu": qn.cpu, "memory_gib": qn.memory_gib})
+
+
+# -- building -------------------------------------------------------------------------------------
+
+
+ChartHook = Callable[["Report"], list[Attachment]]
+
+
+def _fail_if_down(results: Iterable[Instant | Range], prom: Prometheus) -> None:
+    error = _unreachable_everywhere(results)
+    if error:
+        raise IntegrationError(
+            error, hint="Check that Prometheus is running and that `prometheus_url` is right.", system="prometheus"
+        )
+
+
+def build_health(
+    prom: Prometheus,
+    env: Environment,
+    thresholds: HealthThresholds,
+    *,
+    charts: bool = True,
+    now: dt.datetime | None = None,
+) -> Report:
+    started = time.perf_counter()
+    before = prom.queries_issued
+    now = now or dt.datetime.now(dt.UTC)
+    queries = health_queries(env)
+    ranges_q = latency_range_queries(env) if charts else {}
+    # Instant and range queries go out together: the report waits for the slowest one only.
+    results, ranges = _together(prom, queries, ranges_q, now, dt.timedelta(hours=24))
+    _fail_if_down(results.values(), prom)
+    report = Report("health", env.name, prom.url, now, health_lines(results, thresholds), series=ranges)
+    report.window_s = 24 * 3600.0 if charts else None
+    if charts:
+        from bot import charts as ch
+
+        png = ch.latency_chart(ranges, env.name, now)
+        if png:
+            report.charts.append(Attachment(f"health-{env.name}.png", png, f"Latency p99 in {env.name}, last 24 h"))
+    report.queries = prom.queries_issued - before
+    report.elapsed_s = time.perf_counter() - started
+    return report
+
+
+def build_capacity(
+    prom: Prometheus,
+    env: Environment,
+    thresholds: HealthThresholds,
+    *,
+    window: dt.timedelta = dt.timedelta(days=7),
+    charts: bool = True,
+    now: dt.datetime | None = None,
+) -> Report:
+    started = time.perf_counter()
+    before = prom.queries_issued
+    now = now or dt.datetime.now(dt.UTC)
+    results, ranges = _together(prom, capacity_queries(env), capacity_range_queries(env), now, window)
+    _fail_if_down([*results.values(), *ranges.values()], prom)
+    lines, forecasts, facts = capacity_lines(results, ranges, thresholds, now)
+    report = Report(
+        "capacity", env.name, prom.url, now, lines, forecasts=forecasts, series=ranges, window_s=window.total_seconds()
+    )
+    report.recommendation = recommend(env.name, facts, now)
+    if charts:
+        from bot import charts as ch
+
+        days = window.total_seconds() / DAY
+        span = f"{days:.0f} days" if days >= 1 else fmt_duration(window.total_seconds())
+        mem_png = ch.memory_chart(ranges, forecasts, env.name, now)
+        if mem_png:
+            report.charts.append(
+                Attachment(
+                    f"capacity-memory-{env.name}.png",
+                    mem_png,
+                    f"Query node memory in {env.name}, last {span}, with forecast",
+                )
+            )
+        rows_png = ch.rows_chart(ranges, env.name, now)
+        if rows_png:
+            report.charts.append(
+                Attachment(f"capacity-rows-{env.name}.png", rows_png, f"Rows in {env.name}, last {span}, with forecast")
+            )
+    report.queries = prom.queries_issued - before
+    report.elapsed_s = time.perf_counter() - started
+    return report
+
+
+def _together(
+    prom: Prometheus, instant: dict[str, str], ranged: dict[str, str], now: dt.datetime, window: dt.timedelta
+) -> tuple[dict[str, Instant], dict[str, Range]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # About 250 points per series whatever the window: enough to fit and draw, small to transfer.
+    step = max(window.total_seconds() / 250, 1.0)
+    if not ranged:
+        return prom.instant_many(instant, at=now), {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        a = pool.submit(prom.instant_many, instant, at=now)
+        b = pool.submit(prom.range_many, ranged, start=now - window, end=now, step_s=step)
+        return a.result(), b.result()
+
+
+def parse_window(text: str) -> dt.timedelta:
+    """``7d``, ``30d``, ``12h``, ``90m``: the span capacity growth is fitted on."""
+    from bot.errors import UsageError
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text.lower())
+    if not m:
+        raise UsageError(f"`{text}` is not a window", hint="Use a number and a unit: 7d, 30d, 12h, 90m.")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}[m.group(2)]
+    seconds = float(m.group(1)) * unit
+    if not 60 <= seconds <= 90 * DAY:
+        raise UsageError("The window must be between 1 minute and 90 days.")
+    return dt.timedelta(seconds=seconds)
+
+
+# -- entry points for commands and schedules --------------------------------------------------------
+
+LAST_RUN_NS = "reports.last_run"
+
+
+def make_report(
+    runtime: Any, env: Environment, kind: Kind, *, window: dt.timedelta | None = None, charts: bool = True
+) -> Report:
+    from integrations.prometheus import prometheus_for
+
+    prom = prometheus_for(runtime, env)
+    try:
+        th = runtime.config.health_thresholds
+        if kind == "health":
+            return build_health(prom, env, th, charts=charts)
+        return build_capacity(prom, env, th, window=window or dt.timedelta(days=7), charts=charts)
+    finally:
+        prom.close()
+
+
+def record_run(store: Any, kind: Kind, env: str, *, trigger: str, by: str, verdict: str, summary: str) -> None:
+    """Remember the last run of each report and environment, whoever started it."""
+    store.kv_put(
+        LAST_RUN_NS,
+        f"{kind}:{env}",
+        {
+            "at": dt.datetime.now(dt.UTC).isoformat(),
+            "trigger": trigger,
+            "by": by,
+            "verdict": verdict,
+            "summary": summary[:500],
+        },
+    )
+
+
+def last_run(store: Any, kind: Kind, env: str) -> dict[str, Any] | None:
+    value = store.kv_get(LAST_RUN_NS, f"{kind}:{env}")
+    return value if isinstance(value, dict) else None

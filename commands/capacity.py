@@ -1,0 +1,41 @@
+"""/milvus capacity [env]: how full is Milvus, how fast is it filling, and what to add before when."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from bot.args import positional
+from bot.context import Context
+from bot.registry import command
+from bot.reply import Reply
+from bot.reports import make_report, parse_window, record_run
+
+
+class CapacityArgs(BaseModel):
+    env: str | None = positional(None, description="environment (may be omitted when only one is configured)")
+    window: str = Field("7d", description="span the growth is fitted on: 7d, 30d, 12h")
+    no_chart: bool = Field(False, description="skip the memory and rows charts")
+
+
+@command(
+    "capacity",
+    summary="Capacity from Prometheus: rows and growth, storage, memory vs limits, disk, etcd, forecasts",
+    args=CapacityArgs,
+    targets_env=True,
+    examples=("/milvus capacity prod", "/milvus capacity prod --window 30d"),
+)
+def handle(ctx: Context, args: CapacityArgs) -> Reply:
+    env = ctx.require_env()
+    window = parse_window(args.window)
+    ctx.progress(f"querying Prometheus for {env.name} over {args.window}")
+    report = make_report(ctx.runtime, env, "capacity", window=window, charts=not args.no_chart)
+    record_run(
+        ctx.store,
+        "capacity",
+        env.name,
+        trigger="command",
+        by=ctx.user.user_id,
+        verdict=report.verdict.value,
+        summary=report.verdict_text(),
+    )
+    return Reply(text=report.text(), blocks=report.blocks(), data=report.to_data(), files=report.charts)

@@ -1,0 +1,39 @@
+"""/milvus health [env]: is Milvus healthy right now? Verdict first, then one line per check."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from bot.args import positional
+from bot.context import Context
+from bot.registry import command
+from bot.reply import Reply
+from bot.reports import make_report, record_run
+
+
+class HealthArgs(BaseModel):
+    env: str | None = positional(None, description="environment (may be omitted when only one is configured)")
+    no_chart: bool = Field(False, description="skip the 24 h latency chart")
+
+
+@command(
+    "health",
+    summary="Health from Prometheus: components, QPS, p99 latency, errors, throttling, lag, restarts",
+    args=HealthArgs,
+    targets_env=True,
+    examples=("/milvus health prod", "/milvus health prod --no-chart"),
+)
+def handle(ctx: Context, args: HealthArgs) -> Reply:
+    env = ctx.require_env()
+    ctx.progress(f"querying Prometheus for {env.name}")
+    report = make_report(ctx.runtime, env, "health", charts=not args.no_chart)
+    record_run(
+        ctx.store,
+        "health",
+        env.name,
+        trigger="command",
+        by=ctx.user.user_id,
+        verdict=report.verdict.value,
+        summary=report.verdict_text(),
+    )
+    return Reply(text=report.text(), blocks=report.blocks(), data=report.to_data(), files=report.charts)
