@@ -168,6 +168,19 @@ class HealthThresholds(Strict):
     consume_lag_ms_crit: float = 60_000.0
     memory_ratio_warn: float = 0.80
     memory_ratio_crit: float = 0.90
+    query_p99_ms_warn: float = 200.0
+    query_p99_ms_crit: float = 1000.0
+    queue_p99_ms_warn: float = 50.0
+    queue_p99_ms_crit: float = 500.0
+    restarts_per_hour_warn: float = 1.0
+    restarts_per_hour_crit: float = 3.0
+    disk_ratio_warn: float = 0.80
+    disk_ratio_crit: float = 0.90
+    etcd_ratio_warn: float = 0.70
+    etcd_ratio_crit: float = 0.85
+    # A resource forecast to run out sooner than this many days turns its line yellow (red: crit).
+    runway_days_warn: float = 30.0
+    runway_days_crit: float = 7.0
 
 
 class PriceTable(Strict):

@@ -573,9 +573,8 @@ def health_lines(r: dict[str, Instant], th: HealthThresholds) -> list[Line]:
         by_pod = {x.labels.get("pod", "?"): x.value for x in restarts.samples}
         restart_total = float(sum(by_pod.values()))
         ooms = sorted(x.labels.get("pod", "?") for x in oom.samples if x.value >= 1) if oom.ok else []
-        status = worst(
-            [grade(restart_total, th.restarts_per_hour_warn, th.restarts_per_hour_crit), Status.red if ooms else Status.green]
-        )
+        restart_status = grade(restart_total, th.restarts_per_hour_warn, th.restarts_per_hour_crit)
+        status = worst([restart_status, Status.red if ooms else Status.green])
         details = [f"{bk.escape(p)}: {v:.0f}" for p, v in sorted(by_pod.items()) if v >= 0.5]
         details += [f"{bk.escape(p)}: last terminated by OOMKilled" for p in ooms]
         lines.append(
