@@ -1218,14 +1218,7 @@ def plan(inp: PlanInput) -> Plan:
 
     phases, stops = _growth(inp, fig, dep, cost)
     if stops is not None:
-        math_lines.append(
-            (
-                "stops fitting",
-                f"month {stops}: {inp.vectors:,} + {stops} x {inp.growth_per_month:,} vectors need"
-                f" more than today's {qn.count} x {qn.memory_gib:g} GiB query nodes"
-                + (" or a different mode" if phases and any(p.mode != fig.mode for p in phases) else ""),
-            )
-        )
+        math_lines.append(("stops fitting", _stop_reason(inp, fig, qn, stops)))
 
     risks, notes = _risks(inp, fig, dep, stops, mode_reason)
     return Plan(
@@ -1250,6 +1243,19 @@ def plan(inp: PlanInput) -> Plan:
         notes=tuple(notes),
         math=tuple(math_lines),
     )
+
+
+def _stop_reason(inp: PlanInput, today: _Figures, qn: NodeGroup, month: int) -> str:
+    later = _figures(inp, inp.vectors + month * inp.growth_per_month)
+    head = f"month {month}: {inp.vectors:,} + {month} x {inp.growth_per_month:,} = {later.vectors:,} vectors"
+    if later.mode != today.mode:
+        return f"{head} make it a {later.mode} plan (today: {today.mode})"
+    if later.loading_gib > qn.total_memory_gib:
+        return (
+            f"{head} need G = {_n(later.loading_gib)} GiB > today's {qn.count} x {qn.memory_gib:g} GiB"
+            " of query node memory"
+        )
+    return f"{head} need {_n(later.local_disk_gib)} GiB of local disk > today's {qn.count} x {qn.local_disk_gib:g} GiB"
 
 
 def _growth(
@@ -1315,7 +1321,7 @@ def _risks(
             " 1B x 768d limit. Split the data across clusters (or collections on separate resource groups)"
             " or ask Zilliz; the figures below are the arithmetic, not a tested layout."
         )
-    elif fig.mode == "cluster" and "suggested" in mode_reason:
+    elif fig.mode == "cluster" and "suggested" in mode_reason and inp.replicas == 1:
         notes.append("Cluster is suggested at this size; standalone still works up to 100M x 768d.")
     if fig.mode != "standalone":
         notes.append("A Kubernetes cluster for Milvus needs at least 8 cores and 32 GiB (128 GiB recommended).")

@@ -289,7 +289,10 @@ def test_standalone_is_ruled_out_above_100m_and_only_suggested_below():
 
 
 def test_replicas_force_a_cluster():
-    assert make(vectors=1_000_000, replicas=2).mode == "cluster"
+    p = make(vectors=1_000_000, replicas=2)
+    assert p.mode == "cluster"
+    assert "2 replicas need one query node each" in dict(p.math)["mode"]
+    assert not any("standalone still works" in n for n in make(replicas=2).notes)
 
 
 def test_beyond_one_cluster_is_a_risk_not_a_traceback():
@@ -495,6 +498,21 @@ def test_growth_phases_each_quarter_and_the_month_it_stops_fitting():
     assert [ph.fits_today for ph in p.phases] == [True, True, False, False, False]
     assert p.phases[-1].query_nodes.count == math.ceil(hnsw16_loading(106_000_000) / 32)
     assert any("month 5 of 12" in r for r in p.risks)
+    assert dict(p.math)["stops fitting"] == (
+        "month 5: 100,000,000 + 5 x 500,000 = 102,500,000 vectors need G = 353.6 GiB > today's 11 x 32 GiB"
+        " of query node memory"
+    )
+
+
+def test_diskann_growth_can_stop_on_local_disk():
+    # 10 query nodes of 16 GiB hold the memory for a while; the 52 GiB of disk each runs out first
+    p = make(index="DISKANN", growth_per_month=2_000_000, months=12)
+    assert p.stops_fitting_month is not None
+    month = p.stops_fitting_month
+    later = make(index="DISKANN", vectors=100_000_000 + month * 2_000_000)
+    earlier = make(index="DISKANN", vectors=100_000_000 + (month - 1) * 2_000_000)
+    assert later.local_disk_gib > 6 * 52 >= earlier.local_disk_gib
+    assert "GiB of local disk > today's 6 x 52 GiB" in dict(p.math)["stops fitting"]
 
 
 @pytest.mark.parametrize(
@@ -517,6 +535,7 @@ def test_a_mode_change_stops_the_plan_fitting():
     assert p.mode == "standalone"
     assert p.stops_fitting_month == 2
     assert p.phases[1].mode == "cluster"
+    assert "make it a cluster plan (today: standalone)" in dict(p.math)["stops fitting"]
 
 
 def test_no_growth_means_one_phase():
