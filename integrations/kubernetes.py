@@ -365,7 +365,7 @@ def connect(*, context: str | None, kubeconfig: str | None, timeout_s: float = 1
                 api_client = client.ApiClient()
             except ConfigException:
                 api_client = config.new_client_from_config()
-    except (ConfigException, OSError, TypeError) as exc:
+    except Exception as exc:  # ConfigException, unreadable or malformed YAML, missing keys
         where = f"context {context}" if context else (kubeconfig or "the default kubeconfig")
         raise IntegrationError(
             f"Cannot load Kubernetes credentials for {where}.",
