@@ -1105,16 +1105,8 @@ def restore_backup(
 
         client = client_for(runtime, target_env.milvus, target_env.name)
     store = store_for(runtime, source_env)
-    manifest = read_manifest(store, source_env.name, backup_id)
-    plan = plan_restore(manifest, collections, suffix)
-    existing = set(_milvus_call("list collections", client.list_collections))
-    clashes = [target for _, target in plan if target in existing]
-    if clashes and not drop_existing:
-        raise Conflict(
-            f"{', '.join(f'`{bk.escape(c)}`' for c in clashes)} already exist(s) in `{target_env.name}`; "
-            "nothing was restored.",
-            hint="Add `--suffix _restored` to restore next to it, or `--drop-existing` to replace it.",
-        )
+    _, plan, existing = _prepare_restore(store, client, source_env, backup_id, target_env, collections,
+                                         suffix, drop_existing)
     base = _backup_dir(source_env.name, backup_id)
     _preflight(store, base, plan)
 
@@ -1163,6 +1155,44 @@ def restore_backup(
                 log.exception("could not drop temporary collection %s", temp)
     progress(meter.line())
     return RestoreReport(backup_id, target_env.name, results, time.perf_counter() - started, meter.bytes)
+
+
+def _prepare_restore(
+    store: ObjectStore, client: Any, source_env: Environment, backup_id: str, target_env: Environment,
+    collections: list[str] | None, suffix: str, drop_existing: bool,
+) -> tuple[Manifest, list[tuple[CollectionEntry, str]], set[str]]:
+    manifest = read_manifest(store, source_env.name, backup_id)
+    plan = plan_restore(manifest, collections, suffix)
+    existing = set(_milvus_call("list collections", client.list_collections))
+    clashes = [target for _, target in plan if target in existing]
+    if clashes and not drop_existing:
+        raise Conflict(
+            f"{', '.join(f'`{bk.escape(c)}`' for c in clashes)} already exist(s) in `{target_env.name}`; "
+            "nothing was restored.",
+            hint="Add `--suffix _restored` to restore next to it, or `--drop-existing` to replace it.",
+        )
+    return manifest, plan, existing
+
+
+def check_restore(
+    runtime: Runtime, source_env: Environment, backup_id: str, target_env: Environment, *,
+    collections: list[str] | None = None, suffix: str = "", drop_existing: bool = False,
+) -> list[tuple[str, str]]:
+    """The checks a restore makes before touching anything, so an approval is never asked for a doomed one.
+
+    Returns (source collection, target collection) pairs.
+    """
+    if backup_target(source_env).engine == "milvus-backup":
+        backup = remote_client(runtime, source_env).get(backup_id)
+        chosen = [c for c in backup.collections if not collections or c in collections]
+        return [(c, c + suffix) for c in chosen]
+    from integrations.milvus import client_for
+
+    client = client_for(runtime, target_env.milvus, target_env.name)
+    store = store_for(runtime, source_env)
+    _, plan, _ = _prepare_restore(store, client, source_env, backup_id, target_env, collections, suffix,
+                                  drop_existing)
+    return [(entry.name, target) for entry, target in plan]
 
 
 def _preflight(store: ObjectStore, base: str, plan: list[tuple[CollectionEntry, str]]) -> None:

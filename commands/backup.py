@@ -1,0 +1,253 @@
+"""/milvus backup create|list|show|verify|delete: backups of an environment's collections."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from bot import backups
+from bot import blocks as bk
+from bot.approvals import ApprovalRequest, Approvals, approval_executor
+from bot.args import positional
+from bot.config import Environment, Role
+from bot.context import Context
+from bot.errors import NotFound
+from bot.registry import command
+from bot.reply import Reply
+from bot.state import utcnow
+
+
+class CreateArgs(BaseModel):
+    env: str | None = positional(None, description="environment")
+    collections: list[str] = positional([], description="collections to back up (default: the configured ones, or all)")
+
+
+class ListArgs(BaseModel):
+    env: str | None = positional(None, description="environment")
+
+
+class BackupRefArgs(BaseModel):
+    backup_id: str = positional(description="backup id, as shown by `/milvus backup list`")
+    env: str | None = Field(None, description="environment of the backup (default: read from the id)")
+
+    @model_validator(mode="after")
+    def _env_from_id(self) -> BackupRefArgs:
+        # The id starts with its environment, so the access check can happen in the right place.
+        if self.env is None:
+            self.env = backups.env_of_backup_id(self.backup_id)
+        return self
+
+
+def needs_approval(env: Environment) -> bool:
+    return env.production or env.approval.required
+
+
+def _record_line(record: backups.BackupRecord) -> str:
+    took = f" in {record.duration_s:,.0f} s" if record.duration_s is not None else ""
+    return (
+        f"`{bk.escape(record.id)}` · {record.created_at:%Y-%m-%d %H:%M} UTC · {len(record.collections)} "
+        f"collection(s) · {record.rows:,} rows · {backups.human_bytes(record.bytes)}{took} · {record.trigger}"
+    )
+
+
+@command(
+    "backup create",
+    summary="Back up collections of an environment (logical engine or milvus-backup)",
+    args=CreateArgs,
+    role=Role.operator,
+    targets_env=True,
+    read_only=False,
+    examples=("/milvus backup create prod", "/milvus backup create staging products reviews"),
+)
+def create(ctx: Context, args: CreateArgs) -> Reply:
+    env = ctx.require_env()
+    started = time.perf_counter()
+    record = backups.create_backup(
+        ctx.runtime, env, args.collections or None, user=ctx.user.user_id, trigger="manual", progress=ctx.progress
+    )
+    deleted = backups.apply_retention(ctx.runtime, env)
+    seconds = time.perf_counter() - started
+    text = (
+        f"Backup {record.id} of {env.name} is complete: {len(record.collections)} collection(s), "
+        f"{record.rows:,} rows, {backups.human_bytes(record.bytes)} in {seconds:,.0f} s."
+    )
+    blocks = [
+        bk.section(f":white_check_mark: {bk.escape(text)}"),
+        bk.fields([
+            f"*Collections*\n{bk.escape(', '.join(record.collections))}",
+            f"*Engine*\n{record.engine}",
+            f"*Where*\n{bk.escape(record.location)}",
+            f"*Speed*\n{record.bytes / 1e6 / max(seconds, 1e-9):,.1f} MB/s",
+        ]),
+    ]
+    if deleted:
+        blocks.append(bk.context(f"Retention deleted {len(deleted)} older backup(s): {bk.escape(', '.join(deleted))}"))
+    return Reply(text=text, blocks=blocks, data=record.as_data(), response_type="in_channel")
+
+
+@command(
+    "backup list",
+    summary="Usable backups of an environment, newest first",
+    args=ListArgs,
+    role=Role.viewer,
+    targets_env=True,
+    examples=("/milvus backup list prod",),
+)
+def list_(ctx: Context, args: ListArgs) -> Reply:
+    env = ctx.require_env()
+    listing = backups.list_backups(ctx.runtime, env)
+    blocks: list[dict[str, Any]] = [bk.header(f"Backups of {env.name}")]
+    lines = [_record_line(r) for r in listing.usable]
+    if lines:
+        for start in range(0, len(lines), 15):
+            blocks.append(bk.section("\n".join(lines[start : start + 15])))
+    else:
+        blocks.append(bk.section("_No usable backups yet._"))
+    notes = []
+    if listing.running:
+        notes.append("running: " + ", ".join(r.id for r in listing.running))
+    if listing.incomplete:
+        notes.append(f"{len(listing.incomplete)} incomplete (no manifest; not usable, cleaned up automatically)")
+    target = env.backup
+    if target is not None:
+        policy = []
+        if target.retention.days:
+            policy.append(f"{target.retention.days} days")
+        if target.retention.keep_last:
+            policy.append(f"last {target.retention.keep_last}")
+        notes.append(f"retention: {' or '.join(policy) or 'keep all'}")
+        if target.schedule:
+            notes.append(f"schedule: `{bk.escape(target.schedule)}`")
+    blocks.append(bk.context(bk.escape(" · ".join(notes))))
+    text = f"{len(listing.usable)} usable backup(s) of {env.name}"
+    return Reply(text=text, blocks=blocks, data=[r.as_data() for r in listing.usable])
+
+
+@command(
+    "backup show",
+    summary="What a backup holds: collections, rows, sizes, objects",
+    args=BackupRefArgs,
+    role=Role.viewer,
+    targets_env=True,
+    examples=("/milvus backup show prod-20260101-020000-ab12",),
+)
+def show(ctx: Context, args: BackupRefArgs) -> Reply:
+    env = ctx.require_env()
+    record = _usable(ctx, env, args.backup_id)
+    data = record.as_data()
+    details: list[dict[str, Any]] = []
+    if record.engine == "logical":
+        manifest = backups.read_manifest(backups.store_for(ctx.runtime, env), env.name, record.id)
+        details = [
+            {"name": c.name, "rows": c.rows, "bytes": c.bytes, "objects": len(c.objects),
+             "partitions": c.partitions, "indexes": [i.get("index_type") for i in c.indexes]}
+            for c in manifest.collections
+        ]
+        data["milvus_version"] = manifest.milvus_version
+    data["collections_detail"] = details
+    lines = [
+        f"`{bk.escape(d['name'])}`: {d['rows']:,} rows · {backups.human_bytes(d['bytes'])} · {d['objects']} object(s) "
+        f"· partitions {bk.escape(', '.join(d['partitions']))} · index {bk.escape(', '.join(map(str, d['indexes'])))}"
+        for d in details
+    ] or [bk.escape(", ".join(record.collections))]
+    blocks = [bk.header(f"Backup {record.id}"), bk.section(_record_line(record)), bk.section("\n".join(lines)),
+              bk.context(f"{record.engine} · {bk.escape(record.location)}")]
+    return Reply(text=f"Backup {record.id}: {record.rows:,} rows, {backups.human_bytes(record.bytes)}",
+                 blocks=blocks, data=data)
+
+
+def _usable(ctx: Context, env: Environment, backup_id: str) -> backups.BackupRecord:
+    listing = backups.list_backups(ctx.runtime, env)
+    for record in listing.usable:
+        if record.id == backup_id:
+            return record
+    if backup_id in listing.incomplete or any(r.id == backup_id for r in listing.running):
+        raise NotFound(f"Backup `{bk.escape(backup_id)}` is incomplete (it has no manifest) and cannot be used.")
+    raise NotFound(
+        f"There is no backup `{bk.escape(backup_id)}` in `{env.name}`.",
+        hint=f"`/milvus backup list {env.name}` shows the usable ones.",
+    )
+
+
+@command(
+    "backup verify",
+    summary="Re-read every object of a backup and check sizes and SHA-256 hashes against its manifest",
+    args=BackupRefArgs,
+    role=Role.viewer,
+    targets_env=True,
+    examples=("/milvus backup verify prod-20260101-020000-ab12",),
+)
+def verify(ctx: Context, args: BackupRefArgs) -> Reply:
+    env = ctx.require_env()
+    report = backups.verify_backup(ctx.runtime, env, args.backup_id, progress=ctx.progress)
+    data = {"id": report.backup_id, "environment": env.name, "ok": report.ok, "objects": report.objects,
+            "bytes": report.bytes, "problems": report.problems, "seconds": round(report.seconds, 3)}
+    if not report.ok:
+        raise backups.CorruptBackup(
+            f"Backup {report.backup_id} is damaged: {len(report.problems)} object(s) do not match the manifest: "
+            + "; ".join(report.problems[:10]),
+            hint="Restores from it are refused. Take a new backup, or restore from an older one.",
+        )
+    how = "state reported by milvus-backup" if report.engine == "milvus-backup" else (
+        f"{report.objects} object(s), {backups.human_bytes(report.bytes)} re-read, sizes and SHA-256 match"
+    )
+    text = f"Backup {report.backup_id} is intact: {how} ({report.seconds:,.1f} s)."
+    return Reply(text=text, blocks=[bk.section(f":white_check_mark: {bk.escape(text)}")], data=data)
+
+
+@command(
+    "backup delete",
+    summary="Delete a backup (production backups need approval)",
+    args=BackupRefArgs,
+    role=Role.operator,
+    targets_env=True,
+    read_only=False,
+    examples=("/milvus backup delete staging-20260101-020000-ab12",),
+)
+def delete(ctx: Context, args: BackupRefArgs) -> Reply:
+    env = ctx.require_env()
+    record = _known(ctx, env, args.backup_id)
+    if needs_approval(env):
+        payload = {"backup_id": record.id, "env": env.name}
+        title = f"Delete backup {record.id} of {env.name}"
+        request = Approvals(ctx.runtime).request(
+            ctx, kind="backup_delete", env=env.name, title=title,
+            summary_blocks=[bk.section(_record_line(record))], payload=payload,
+        )
+        text = (f"Approval requested: {title} (request `{request.id}`); "
+                f"{request.approvals_required} approval(s) needed from approvers of `{env.name}`.")
+        return Reply(text=text, blocks=[bk.section(f":hourglass_flowing_sand: {bk.escape(text)}")],
+                     data={**record.as_data(), "approval": request.to_data()})
+    return _delete(ctx, env, record.id)
+
+
+def _known(ctx: Context, env: Environment, backup_id: str) -> backups.BackupRecord:
+    """Usable or incomplete: both may be deleted."""
+    listing = backups.list_backups(ctx.runtime, env)
+    for record in [*listing.usable, *listing.running]:
+        if record.id == backup_id:
+            return record
+    if backup_id in listing.incomplete:
+        return backups.BackupRecord(backup_id, env.name, "logical", "incomplete", [], 0, 0, utcnow())
+    raise NotFound(
+        f"There is no backup `{bk.escape(backup_id)}` in `{env.name}`.",
+        hint=f"`/milvus backup list {env.name}` shows them.",
+    )
+
+
+def _delete(ctx: Context, env: Environment, backup_id: str) -> Reply:
+    count = backups.delete_backup(ctx.runtime, env, backup_id)
+    text = f"Deleted backup {backup_id} of {env.name} ({count} object(s))."
+    return Reply(text=text, blocks=[bk.section(f":wastebasket: {bk.escape(text)}")],
+                 data={"id": backup_id, "environment": env.name, "state": "deleted", "objects": count},
+                 response_type="in_channel")
+
+
+@approval_executor("backup_delete")
+def execute_delete(ctx: Context, request: ApprovalRequest) -> Reply:
+    env = ctx.runtime.environment(request.environment)
+    backup_id = str(request.payload["backup_id"])
+    Approvals(ctx.runtime).check_payload(request, {"backup_id": backup_id, "env": env.name})
+    return _delete(ctx, env, backup_id)
