@@ -84,14 +84,14 @@ def handle(ctx: Context, args: RestoreArgs) -> Reply:
     ctx.runtime.policy.require(ctx.user, Role.viewer, source.name, "restore (read the backup)")
     pairs = backups.check_restore(
         ctx.runtime, source, args.backup_id, target,
-        collections=args.collections or None, suffix=args.suffix, drop_existing=args.drop_existing,
+        collections=args.collections or None, suffix=args.suffix or "", drop_existing=args.drop_existing,
     )
     payload = {
         "backup_id": args.backup_id,
         "source_env": source.name,
         "env": target.name,
         "collections": args.collections,
-        "suffix": args.suffix,
+        "suffix": args.suffix or "",
         "drop_existing": args.drop_existing,
     }
     if needs_approval(target):
