@@ -85,6 +85,7 @@ class BackupTarget(Strict):
     schedule: str | None = Field(default=None, description="cron expression, e.g. '0 2 * * *'")
     collections: list[str] = Field(default_factory=list, description="empty means all")
     retention: Retention = Field(default_factory=Retention)
+    object_mb: int = Field(default=64, ge=1, le=4096, description="target size of each data object (logical engine)")
 
     @model_validator(mode="after")
     def _one_destination(self) -> BackupTarget:
