@@ -254,6 +254,11 @@ class Scheduler:
     def stop(self) -> None:
         global _runtime
         if self._scheduler is not None:
+            # apscheduler 3 processes due jobs once more after shutdown() and advances their
+            # next_run_time although the stopped executor never runs them: a run due at that moment
+            # would be lost. Detaching the persistent store first keeps it out of that last pass.
+            self._scheduler.pause()
+            self._scheduler.remove_jobstore("default", shutdown=False)
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
         _runtime = None
