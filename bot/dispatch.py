@@ -73,7 +73,8 @@ class Dispatcher:
             arguments = self._redacted(args)
             env = self._environment_for(spec, args)
             env_name = env.name if env else None
-            self.runtime.policy.require(user, spec.role, env_name, spec.name)
+            if spec.role is not None:
+                self.runtime.policy.require(user, spec.role, env_name, spec.name)
             ctx = Context(self.runtime, user, env, channel, progress, trigger_id)
             reply = spec.handler(ctx, args)
         except Exception as exc:

@@ -30,7 +30,7 @@ class CommandSpec:
     summary: str
     args: type[BaseModel]
     handler: Handler
-    role: Role
+    role: Role | None  # None: anyone in the workspace (help, whoami)
     # Commands that act on one environment take it as the first positional argument or --env.
     targets_env: bool
     examples: tuple[str, ...] = ()
@@ -96,7 +96,7 @@ def command(
     *,
     summary: str,
     args: type[BaseModel],
-    role: Role = Role.viewer,
+    role: Role | None = Role.viewer,
     targets_env: bool = False,
     examples: tuple[str, ...] = (),
     read_only: bool = True,

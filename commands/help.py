@@ -16,7 +16,7 @@ class HelpArgs(BaseModel):
     topic: list[str] = positional(default_factory=list, description="a subcommand, e.g. `plan` or `backup create`")
 
 
-@command("help", summary="List subcommands, or show one's arguments", args=HelpArgs, examples=("/milvus help plan",))
+@command("help", summary="List subcommands, or show one's arguments", args=HelpArgs, role=None, examples=("/milvus help plan",))
 def handle(ctx: Context, args: HelpArgs) -> Reply:
     if args.topic:
         return _one(" ".join(args.topic).lower())
@@ -53,7 +53,8 @@ def _one(topic: str) -> Reply:
         options = "\n".join(f"• {line}" for line in describe_options(spec.args)) or "No arguments."
         examples = "\n".join(f"`{e}`" for e in spec.examples)
         body = f"*{spec.summary}*\n`{usage}`\n{options}" + (f"\nExamples:\n{examples}" if examples else "")
-        body += f"\n_Needs the {spec.role.name} role{' in the environment' if spec.targets_env else ''}._"
+        if spec.role is not None:
+            body += f"\n_Needs the {spec.role.name} role{' in the environment' if spec.targets_env else ''}._"
         texts.append(body)
         out.append(bk.section(body))
     return Reply(text="\n\n".join(texts), blocks=out)

@@ -14,7 +14,7 @@ class WhoamiArgs(BaseModel):
     pass
 
 
-@command("whoami", summary="Show your roles in each environment", args=WhoamiArgs)
+@command("whoami", summary="Show your roles in each environment", args=WhoamiArgs, role=None)
 def handle(ctx: Context, args: WhoamiArgs) -> Reply:
     policy = ctx.runtime.policy
     roles = policy.roles_by_environment(ctx.user)
