@@ -462,14 +462,16 @@ class Approvals:
             text, ref = describe_failure(exc, context=f"approval {request.id} ({request.kind})")
             state, outcome, result = "failed", "failed", text
             final = Message(text, [bk.section(f":x: {text}")])
+        # The result is said in the thread before the state turns final, so whoever sees the final
+        # state (a poller, the status of the request) also finds the explanation.
+        self.runtime.messenger.post(
+            request.channel or "", final, thread_ref=request.message_ref, dedupe_key=f"approval-result:{request.id}"
+        )
         t = schema.approval_requests
         with self.runtime.store.begin() as conn:
             conn.execute(update(t).where(t.c.id == request.id).values(state=state, result=result[:4000]))
         done = self.get(request.id)
         self._audit(done, approver.user_id, "execute", outcome, result, ref, started)
-        self.runtime.messenger.post(
-            request.channel or "", final, thread_ref=request.message_ref, dedupe_key=f"approval-result:{request.id}"
-        )
         self._refresh(done)
         with _RUNNING_LOCK:
             _RUNNING.pop(request.id, None)

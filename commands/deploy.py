@@ -230,7 +230,7 @@ def _shown(key: str, value: Any) -> str:
 
 def diff_lines(diff: dict[str, dict[str, Any]]) -> list[str]:
     lines = [f"+ {k}: {_shown(k, v)}" for k, v in diff["added"].items()]
-    lines += [f"~ {k}: {_shown(k, a)} -> {_shown(k, b)}" for k, (a, b) in diff["changed"].items()]
+    lines += [f"~ {k}: {_shown(k, a)} → {_shown(k, b)}" for k, (a, b) in diff["changed"].items()]
     lines += [f"- {k}: {_shown(k, v)}" for k, v in diff["removed"].items()]
     return lines
 
@@ -259,38 +259,44 @@ def assess(current: ReleaseStatus | None, current_values: dict[str, Any], prepar
         if before and target:
             if target[0] != before[0]:
                 blockers.append(
-                    f"Major version change {_v(before)} -> {_v(target)}: not supported by a Helm upgrade."
+                    f"Major version change {_v(before)} → {_v(target)}: not supported by a Helm upgrade."
                 )
             elif target[1] - before[1] > 1:
                 step = f"{before[0]}.{before[1] + 1}"
                 blockers.append(
-                    f"Milvus {_v(before)} -> {_v(target)} skips {step}: upgrade one minor version at a time "
+                    f"Milvus {_v(before)} → {_v(target)} skips {step}: upgrade one minor version at a time "
                     f"(deploy the latest {step}.x first, then {target[0]}.{target[1]})."
                 )
             elif target < before:
-                risks.append(f"Downgrade {_v(before)} -> {_v(target)}: Milvus does not promise downgrades; "
+                risks.append(f"Downgrade {_v(before)} → {_v(target)}: Milvus does not promise downgrades; "
                              "restore from a backup if metadata was migrated.")
             elif target[1] == before[1] + 1:
-                risks.append(f"Minor version upgrade {_v(before)} -> {_v(target)}: read the release notes.")
+                risks.append(f"Minor version upgrade {_v(before)} → {_v(target)}: read the release notes.")
                 if (before[0], before[1]) == (2, 5) and before < MIN_25_FOR_26:
                     blockers.append(
                         f"Milvus 2.6 upgrades need 2.5.16 or later; this runs {_v(before)}. "
                         "Deploy 2.5.16 first (two-step path), then 2.6."
                     )
                 if (before[0], before[1]) == (2, 5) and target[1] == 6:
-                    risks.append("2.5 -> 2.6 changes the chart line (4.2.x -> 5.0.x): streaming nodes appear, "
+                    risks.append("2.5 → 2.6 changes the chart line (4.2.x → 5.0.x): streaming nodes appear, "
                                  "index nodes go away; check the message queue settings in the diff.")
             elif target != before:
-                risks.append(f"Patch upgrade {_v(before)} -> {_v(target)}.")
+                risks.append(f"Patch upgrade {_v(before)} → {_v(target)}.")
         if current.status not in ("deployed", "superseded"):
             risks.append(f"The release is `{current.status}` now, not `deployed`.")
+    was_cluster = (current_values.get("cluster") or {}).get("enabled", True) if current else None
+    now_cluster = (prepared.values.get("cluster") or {}).get("enabled", True)
+    if was_cluster is not None and was_cluster != now_cluster:
+        change = "cluster → standalone" if was_cluster else "standalone → cluster"
+        risks.append(f"Mode change {change}: Milvus pods are replaced by a different layout; "
+                     "back up first and expect downtime.")
     old_replicas = _replica_keys(flatten(current_values))
     new_replicas = _replica_keys(flatten(prepared.values))
     for key, old in sorted(old_replicas.items()):
         new = new_replicas.get(key)
         if new is not None and new < old:
             what = "stops the component" if new == 0 else "less capacity; loaded data must still fit"
-            risks.append(f"Replica cut `{key}` {old} -> {new}: {what}.")
+            risks.append(f"Replica cut `{key}` {old} → {new}: {what}.")
     return risks, blockers
 
 
@@ -339,9 +345,9 @@ class Preview:
             bk.fields(
                 [
                     f"*Release*\n`{p.release}` in `{p.namespace}`" + (f" (revision {cur.revision})" if cur else ""),
-                    f"*Milvus*\n{bk.escape(cur.app_version or '?') if cur else '-'} -> {p.milvus_version}",
-                    f"*Chart*\n{bk.escape(chart_before)} -> {bk.escape(chart_after)}",
-                    f"*Image*\n{bk.escape(self.image_before)} -> {bk.escape(self.image_after)}",
+                    f"*Milvus*\n{bk.escape(cur.app_version or '?') if cur else '-'} → {p.milvus_version}",
+                    f"*Chart*\n{bk.escape(chart_before)} → {bk.escape(chart_after)}",
+                    f"*Image*\n{bk.escape(self.image_before)} → {bk.escape(self.image_after)}",
                 ]
             ),
             bk.section(f"*Values diff* against `helm get values` ({len(lines)} change(s)):\n{diff_text}"),
@@ -604,7 +610,7 @@ def _deploy_locked(ctx: Context, env: Environment, prepared: Prepared, progress:
         bk.section(f":white_check_mark: *Deployed Milvus {p.milvus_version} to `{env.name}`*"),
         bk.fields(
             [
-                f"*Revision*\n{before.revision if before else '-'} -> {after.revision}",
+                f"*Revision*\n{before.revision if before else '-'} → {after.revision}",
                 f"*Chart*\n{bk.escape(after.chart)}-{bk.escape(after.chart_version)}",
                 f"*Image*\n{bk.escape(_image(after, p.values))}",
                 f"*Checks*\n{bk.escape(' '.join(checks))}",

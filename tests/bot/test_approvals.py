@@ -80,7 +80,7 @@ class RecordingMessenger:
 
     def text(self, ref: str) -> str:
         message = self.current[ref]
-        return message.text + json.dumps(message.blocks)
+        return message.text + json.dumps(message.blocks, ensure_ascii=False)
 
 
 class Directory(GroupDirectory):

@@ -1,0 +1,427 @@
+"""/milvus deploy, rollback, history and approvals, through the real Dispatcher and a real SQLite store.
+
+Helm and Kubernetes are FAKES at their boundaries: tests/support/bin/helm is a fake ``helm`` on PATH
+(records argv and the values file, answers status/history/get values from a state file), and
+tests/support/fake_kube.py is a fake Kubernetes API server the official client talks to (pods are
+given the status a cluster would report). Milvus is real: Milvus Lite answers ``get_server_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.access import Identity
+from bot.approvals import Approvals
+from bot.config import Config
+from bot.context import Context, Runtime
+from bot.dispatch import Dispatcher, Outcome
+from bot.settings import Settings
+from bot.state import Store
+from commands.deploy import release_summary
+from tests.bot.test_approvals import RecordingMessenger
+from tests.support.fake_helm import FakeHelm
+from tests.support.fake_kube import FakeKube
+from tests.support.wait import wait_for
+
+REQUESTER, APPROVER_1, APPROVER_2, VIEWER = "UREQ", "UAPP1", "UAPP2", "UVIEW"
+MILVUS_LABELS = {"app.kubernetes.io/instance": "milvus", "app.kubernetes.io/name": "milvus"}
+COMPONENTS = ("proxy", "querynode", "datanode", "mixcoord")
+
+
+def config_yaml(tmp: Path, kubeconfig: Path, profile: dict[str, Any] | None = None) -> dict[str, Any]:
+    profile = profile if profile is not None else {"cluster": {"enabled": True}, "queryNode": {"replicas": 2}}
+    common = {
+        "milvus": {"uri": str(tmp / "milvus.db")},
+        "helm": {"release": "milvus", "chart": "milvus/milvus", "milvus_version": "2.5.16", "timeout": "5m",
+                 "values": profile},
+    }
+    return {
+        "environments": {
+            "dev": {**common, "kubernetes": {"kubeconfig": str(kubeconfig), "namespace": "milvus-dev",
+                                             "client_namespaces": ["app"]}},
+            "staging": {
+                **common,
+                "kubernetes": {"kubeconfig": str(kubeconfig), "namespace": "milvus-staging",
+                               "client_namespaces": ["app"]},
+                "approval": {"required": True, "approvers": [APPROVER_1, APPROVER_2, REQUESTER],
+                             "approvals_required": 2, "expires_minutes": 30},
+                "channels": {"approvals": "CAPPROVALS"},
+            },
+        },
+        "access": [
+            {"role": "operator", "users": [REQUESTER, APPROVER_1, APPROVER_2]},
+            {"role": "viewer", "users": [VIEWER]},
+        ],
+    }
+
+
+class Bot:
+    """A bot process: Runtime + Dispatcher on a SQLite file, with a recording messenger."""
+
+    def __init__(self, db: Path, config: dict[str, Any]) -> None:
+        self.messenger = RecordingMessenger()
+        store = Store(f"sqlite:///{db}")
+        store.migrate()
+        self.runtime = Runtime(settings=Settings(data_dir=db.parent), config=Config.model_validate(config),
+                               store=store, messenger=self.messenger)
+        self.dispatcher = Dispatcher(self.runtime)
+
+    def run(self, text: str, user: str = REQUESTER) -> Outcome:
+        return self.dispatcher.run_command(text, self.runtime.identity(user), channel="COPS")
+
+    def press(self, user: str, request_id: str, action: str = "approval_approve") -> Outcome:
+        return self.dispatcher.run_action(f"{action}:{request_id}", {"env": "staging", "id": request_id},
+                                          self.runtime.identity(user), channel="CAPPROVALS")
+
+    def close(self) -> None:
+        self.runtime.clients.close_all()
+        self.runtime.store.engine.dispose()
+
+
+@pytest.fixture
+def fake_helm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHelm:
+    helm = FakeHelm(tmp_path / "helm-state")
+    helm.set_chart("milvus/milvus", {"4.2.50": "2.5.14", "4.2.58": "2.5.16", "5.0.19": "2.6.15"})
+    # The bot finds `helm` on PATH, as in production; here PATH leads to the fake.
+    for key, value in helm.env_updates().items():
+        monkeypatch.setenv(key, value)
+    return helm
+
+
+@pytest.fixture
+def fake_kube(tmp_path: Path) -> Iterator[FakeKube]:
+    with FakeKube(workdir=tmp_path / "kube") as kube:
+        yield kube
+
+
+@pytest.fixture
+def make_bot(tmp_path: Path, fake_kube: FakeKube) -> Iterator[Any]:
+    bots: list[Bot] = []
+
+    def make(profile: dict[str, Any] | None = None) -> Bot:
+        bot = Bot(tmp_path / "state.db", config_yaml(tmp_path, fake_kube.kubeconfig_path(), profile))
+        bots.append(bot)
+        return bot
+
+    yield make
+    for bot in bots:
+        bot.close()
+
+
+@pytest.fixture
+def bot(make_bot: Any) -> Bot:
+    return make_bot()  # type: ignore[no-any-return]
+
+
+def seed(fake_helm: FakeHelm, fake_kube: FakeKube, namespace: str, *, app_version: str = "2.5.14",
+         chart_version: str = "4.2.50", values: dict[str, Any] | None = None, revisions: int = 2) -> None:
+    fake_helm.seed_release(
+        "milvus", namespace, chart="milvus", version=chart_version, app_version=app_version,
+        values=values if values is not None else {"cluster": {"enabled": True}, "queryNode": {"replicas": 3},
+                                                  "image": {"all": {"tag": f"v{app_version}"}}},
+        revisions=revisions,
+    )
+    fake_kube.create_namespace(namespace)
+    for component in COMPONENTS:
+        fake_kube.set_pod(namespace, f"milvus-{component}-0", {**MILVUS_LABELS, "component": component},
+                          image=f"milvusdb/milvus:v{app_version}")
+
+
+def request_id_of(outcome: Outcome) -> str:
+    return str(outcome.reply.data["approval"]["id"])
+
+
+def finished(bot: Bot, request_id: str) -> Any:
+    return wait_for(
+        lambda: (r := Approvals(bot.runtime).get(request_id)).state not in ("pending", "executing") and r,
+        timeout=60, message=lambda: f"request did not finish; thread: {bot.messenger.thread('approval:' + request_id)}",
+    )
+
+
+# -- environments without approval ----------------------------------------------------------------
+
+
+def test_deploy_without_approval_prepares_upgrades_and_validates(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-dev")
+    outcome = bot.run("/milvus deploy dev --set proxy.replicas=2")
+    assert outcome.exit_code == 0, outcome.reply.text
+    assert "Deployed Milvus 2.5.16 to dev: revision 3, chart milvus-4.2.58" in outcome.reply.text
+    assert "4/4 pods Ready" in outcome.reply.text and "Milvus answers" in outcome.reply.text
+    [call] = fake_helm.calls("upgrade")
+    assert call.positional == ["upgrade", "milvus", "milvus/milvus"]
+    assert call.flag("--version") == "4.2.58" and call.flag("--namespace") == "milvus-dev"
+    assert call.flag("--timeout") == "5m" and call.has_flag("--atomic") and call.has_flag("--wait")
+    # Profile < version < --set, all in the values file.
+    assert call.values == {"cluster": {"enabled": True}, "queryNode": {"replicas": 2},
+                           "image": {"all": {"tag": "v2.5.16"}}, "proxy": {"replicas": 2}}
+    policy = fake_kube.get("NetworkPolicy", "milvus-milvus-clients", "milvus-dev", api_version="networking.k8s.io/v1")
+    assert policy is not None
+    assert fake_kube.get("ServiceAccount", "milvus-milvus", "milvus-dev") is not None
+    data = outcome.reply.data
+    assert data["chart_version_before"] == "4.2.50" and data["chart_version"] == "4.2.58"
+    assert data["image_before"] == "milvusdb/milvus:v2.5.14" and data["image"] == "milvusdb/milvus:v2.5.16"
+    assert "queryNode.replicas" in data["diff"]["changed"] and "proxy.replicas" in data["diff"]["added"]
+    assert any("Replica cut `queryNode.replicas` 3 → 2" in r for r in data["risks"])
+    entries = bot.runtime.audit.recent(environment="dev")
+    assert entries[0].action == "deploy" and entries[0].outcome == "ok"
+
+
+def test_dry_run_shows_diff_and_risks_and_changes_nothing(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging")
+    outcome = bot.run("/milvus deploy staging --dry-run --set queryNode.replicas=1")
+    assert outcome.exit_code == 0, outcome.reply.text
+    shown = json.dumps(outcome.reply.blocks, ensure_ascii=False)
+    assert "~ queryNode.replicas: 3 → 1" in shown
+    assert '~ image.all.tag: \\"v2.5.14\\" → \\"v2.5.16\\"' in shown
+    assert "Replica cut" in shown and "milvus-4.2.50 → milvus-4.2.58" in shown
+    # Only helm's own --dry-run ran; no approval was asked even though staging needs one.
+    [call] = fake_helm.calls("upgrade")
+    assert call.has_flag("--dry-run")
+    assert fake_helm.release("milvus", "milvus-staging")["revisions"][-1]["revision"] == 2  # type: ignore[index]
+    assert bot.messenger.posts == []
+    assert not fake_kube.requests("POST") and not fake_kube.requests("PUT") and not fake_kube.requests("PATCH")
+
+
+# -- approvals ------------------------------------------------------------------------------------
+
+
+def test_staging_deploy_needs_two_other_approvers_then_runs_once_with_progress_in_thread(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging")
+    asked = bot.run("/milvus deploy staging --version 2.5.16")
+    assert asked.exit_code == 0, asked.reply.text
+    request_id = request_id_of(asked)
+    assert fake_helm.calls("upgrade") == []
+    [post] = bot.messenger.posts
+    assert post["channel"] == "CAPPROVALS"
+    approval_text = bot.messenger.text(post["ref"])
+    assert asked.reply.data["approval"]["payload_hash"][:12] in approval_text
+    assert "milvus-4.2.50 → milvus-4.2.58" in approval_text
+
+    own = bot.press(REQUESTER, request_id)
+    assert own.exit_code == 1 and "cannot approve it" in own.reply.text
+    viewer = bot.press(VIEWER, request_id)
+    assert viewer.exit_code == 1
+    first = bot.press(APPROVER_1, request_id)
+    assert "1 of 2" in first.reply.text and fake_helm.calls("upgrade") == []
+    second = bot.press(APPROVER_2, request_id)
+    assert second.exit_code == 0 and "running request" in second.reply.text
+    again = bot.press(APPROVER_2, request_id)
+    assert again.exit_code == 1
+
+    done = finished(bot, request_id)
+    assert done.state == "done", done.result
+    assert len(fake_helm.calls("upgrade")) == 1
+    thread = bot.messenger.thread(f"approval:{request_id}")
+    assert any("Namespace `milvus-staging`" in t for t in thread)
+    assert any("4/4 pods ready" in t for t in thread)
+    assert thread[-1].startswith("Deployed Milvus 2.5.16 to staging")
+    audit = {(e.action, e.outcome) for e in bot.runtime.audit.recent(environment="staging", limit=50)}
+    assert ("deploy execute", "ok") in audit and ("deploy approve", "denied") in audit
+
+
+def test_changed_config_after_approval_refuses_to_deploy_after_restart(
+    make_bot: Any, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging")
+    before = make_bot()
+    request_id = request_id_of(before.run("/milvus deploy staging"))
+    before.press(APPROVER_1, request_id)
+    before.close()
+    # The operator edits the profile and restarts the bot: same state file, different values.
+    after = make_bot({"cluster": {"enabled": True}, "queryNode": {"replicas": 6}})
+    outcome = after.press(APPROVER_2, request_id)
+    assert outcome.exit_code == 0, outcome.reply.text
+    done = finished(after, request_id)
+    assert done.state == "stale"
+    assert fake_helm.calls("upgrade") == []
+    assert "changed since approval" in after.messenger.thread(f"approval:{request_id}")[-1]
+
+
+def test_plan_values_are_bound_to_the_approval(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging")
+    bot.runtime.store.kv_put("plans", "p-small", {"vectors": "20M", "dim": 768, "milvus_version": "2.5"})
+    asked = bot.run("/milvus deploy staging --plan p-small")
+    assert asked.exit_code == 0, asked.reply.text
+    # The plan's resources land in the values (and so in the diff the approvers see).
+    assert "queryNode.resources.limits.memory" in asked.reply.data["diff"]["added"]
+    request_id = request_id_of(asked)
+    bot.press(APPROVER_1, request_id)
+    # Someone re-plans under the same id before the second approval.
+    bot.runtime.store.kv_put("plans", "p-small", {"vectors": "200M", "dim": 768, "milvus_version": "2.5"})
+    bot.press(APPROVER_2, request_id)
+    assert finished(bot, request_id).state == "stale"
+    assert fake_helm.calls("upgrade") == []
+
+
+def test_reject_with_reason_by_text(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging")
+    request_id = request_id_of(bot.run("/milvus deploy staging"))
+    outcome = bot.run(f"/milvus reject {request_id} wait for the freeze to end", user=APPROVER_1)
+    assert outcome.exit_code == 0
+    assert "Rejected by <@UAPP1>: wait for the freeze to end" in bot.messenger.text(f"approval:{request_id}")
+    assert bot.press(APPROVER_2, request_id).exit_code == 1
+    assert fake_helm.calls("upgrade") == []
+
+
+# -- one deploy at a time -------------------------------------------------------------------------
+
+
+def test_second_deploy_while_one_runs_is_told_who_holds_the_lock(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-dev")
+    fake_helm.fail_next("upgrade", hang_seconds=4, stderr="Error: context deadline exceeded")
+    results: list[Outcome] = []
+    first = threading.Thread(target=lambda: results.append(bot.run("/milvus deploy dev")))
+    first.start()
+    wait_for(lambda: fake_helm.calls("upgrade"), timeout=20, message="first deploy never reached helm")
+    second = bot.run("/milvus deploy dev --version 2.5.16", user=APPROVER_1)
+    first.join(60)
+    assert second.exit_code == 1
+    assert "Deploy of Milvus 2.5.16 by <@UREQ> in progress in `dev`" in second.reply.text
+    assert len(fake_helm.calls("upgrade")) == 1
+    # The lock is released when the first one ends, even though it failed.
+    assert results[0].exit_code == 2
+    assert bot.runtime.store.holder("deploy:dev") is None
+
+
+# -- failures and rollback ------------------------------------------------------------------------
+
+
+def test_failed_rollout_reports_why_and_that_helm_rolled_back(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-dev")
+    fake_kube.set_pod("milvus-dev", "milvus-querynode-1", {**MILVUS_LABELS, "component": "querynode"}, ready=False,
+                      container_state="ImagePullBackOff", image="milvusdb/milvus:v2.5.16")
+    fake_kube.add_event("milvus-dev", {"kind": "Pod", "name": "milvus-querynode-1"}, "Failed",
+                        'Failed to pull image "milvusdb/milvus:v2.5.16": manifest unknown')
+    fake_helm.fail_next("upgrade", hang_seconds=1, stderr="Error: timed out waiting for the condition")
+    progress: list[str] = []
+    outcome = bot.dispatcher.run_command("/milvus deploy dev", bot.runtime.identity(REQUESTER),
+                                         progress=progress.append)
+    assert outcome.exit_code == 2
+    text = outcome.reply.text
+    assert "milvus-querynode-1: ImagePullBackOff" in text
+    assert "rolled back to revision 2 by itself (--atomic)" in text
+    assert any("manifest unknown" in p for p in progress)
+    revisions = fake_helm.release("milvus", "milvus-dev")["revisions"]  # type: ignore[index]
+    assert [r["status"] for r in revisions[-2:]] == ["failed", "deployed"]
+    assert revisions[-1]["description"] == "Rollback to 2"
+
+
+def test_failed_validation_rolls_back_to_the_previous_revision(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-dev")
+    # Helm says deployed, but a query node is OOM-killed: validation must catch it and roll back.
+    fake_kube.set_pod("milvus-dev", "milvus-querynode-0", {**MILVUS_LABELS, "component": "querynode"}, ready=False,
+                      container_state={"terminated": {"reason": "OOMKilled", "exitCode": 137}})
+    outcome = bot.run("/milvus deploy dev")
+    assert outcome.exit_code == 2
+    assert "failed validation" in outcome.reply.text and "OOMKilled" in outcome.reply.text
+    assert "Rolled back to revision 2" in outcome.reply.text
+    [rollback] = fake_helm.calls("rollback")
+    assert rollback.positional == ["rollback", "milvus", "2"]
+    assert fake_helm.release("milvus", "milvus-dev")["revisions"][-1]["description"] == "Rollback to 2"  # type: ignore[index]
+
+
+# -- risks ----------------------------------------------------------------------------------------
+
+
+def test_skipping_a_minor_version_is_refused(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-dev", app_version="2.4.17", chart_version="4.2.25")
+    outcome = bot.run("/milvus deploy dev --version 2.6.15")
+    assert outcome.exit_code == 1
+    assert "skips 2.5" in outcome.reply.text and "Nothing was changed" in outcome.reply.text
+    assert fake_helm.calls("upgrade") == []
+
+
+def test_2_6_needs_2_5_16_first(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-dev", app_version="2.5.14")
+    outcome = bot.run("/milvus deploy dev --version 2.6.15")
+    assert outcome.exit_code == 1 and "Deploy 2.5.16 first" in outcome.reply.text
+    assert fake_helm.calls("upgrade") == []
+
+
+# -- argv injection -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("/milvus deploy dev --version '2.5.16 --devel'", "not a Milvus version"),
+        ("/milvus deploy dev --version 2.5.16;id", "not a Milvus version"),
+        ("/milvus deploy dev --set '--post-renderer=/tmp/evil'", "not a Helm values key"),
+        ("/milvus deploy 'dev --kube-context=other'", "no environment"),
+        ("/milvus deploy dev;id", "no environment"),
+        ("/milvus deploy dev --plan '../../etc'", "not a plan id"),
+    ],
+)
+def test_injection_attempts_never_reach_helm(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube, command: str, expected: str
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-dev")
+    outcome = bot.run(command)
+    assert outcome.exit_code == 1
+    assert expected in outcome.reply.text
+    assert [c for c in fake_helm.calls() if c.command not in ("status", "get")] == []
+
+
+def test_set_value_with_flags_stays_a_value(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-dev")
+    outcome = bot.run("/milvus deploy dev --set 'log.level=info --post-renderer=/tmp/evil'")
+    assert outcome.exit_code == 0, outcome.reply.text
+    [call] = fake_helm.calls("upgrade")
+    assert not any("post-renderer" in a for a in call.argv)
+    assert call.values["log"] == {"level": "info --post-renderer=/tmp/evil"}
+
+
+# -- history, rollback, status --------------------------------------------------------------------
+
+
+def test_history_and_rollback(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-dev", revisions=3)
+    history = bot.run("/milvus history dev", user=VIEWER)
+    assert history.exit_code == 0
+    assert [r["revision"] for r in history.reply.data["revisions"]] == [1, 2, 3]
+    denied = bot.run("/milvus rollback dev", user=VIEWER)
+    assert denied.exit_code == 1 and "operator" in denied.reply.text
+    outcome = bot.run("/milvus rollback dev")
+    assert outcome.exit_code == 0, outcome.reply.text
+    assert "to revision 2 (now revision 4" in outcome.reply.text
+    [call] = fake_helm.calls("rollback")
+    assert call.positional == ["rollback", "milvus", "2"]
+    assert bot.run("/milvus rollback dev 9").exit_code == 1
+
+
+def test_rollback_in_staging_needs_approval(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging", revisions=3)
+    asked = bot.run("/milvus rollback staging 1")
+    request_id = request_id_of(asked)
+    assert fake_helm.calls("rollback") == []
+    bot.press(APPROVER_1, request_id)
+    bot.press(APPROVER_2, request_id)
+    assert finished(bot, request_id).state == "done"
+    assert fake_helm.calls("rollback")[0].positional == ["rollback", "milvus", "1"]
+
+
+def test_release_summary_for_status(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-dev")
+    fake_kube.set_pod("milvus-dev", "milvus-querynode-1", {**MILVUS_LABELS, "component": "querynode"}, ready=False,
+                      container_state="CrashLoopBackOff")
+    env = bot.runtime.config.environments["dev"]
+    blocks = release_summary(Context(bot.runtime, Identity(VIEWER), env), env)
+    shown = json.dumps(blocks, ensure_ascii=False)
+    assert "revision 2" in shown and "milvus-4.2.50" in shown and "milvusdb/milvus:v2.5.14" in shown
+    assert "4/5 pods ready" in shown and "CrashLoopBackOff" in shown
