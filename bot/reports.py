@@ -406,8 +406,7 @@ def health_queries(env: Environment) -> dict[str, str]:
         "dn_lag": f"max(milvus_datanode_consume_tt_lag_ms{s.milvus()})",
         "restarts": f"sum by (pod)(increase(kube_pod_container_status_restarts_total{s.pods('.*')}[1h]))",
         "oom": (
-            "sum by (pod)(kube_pod_container_status_last_terminated_reason"
-            f"{s.pods('.*', _eq('reason', 'OOMKilled'))})"
+            f"sum by (pod)(kube_pod_container_status_last_terminated_reason{s.pods('.*', _eq('reason', 'OOMKilled'))})"
         ),
         "load_failures": _zero_if_family(
             f"sum(increase(milvus_querycoord_load_req_count{s.milvus(_eq('status', 'fail'))}[1h]))",
@@ -432,8 +431,11 @@ def capacity_queries(env: Environment) -> dict[str, str]:
         "rows_rootcoord": (
             f"max by (db_name, collection_name)(milvus_rootcoord_entity_num{s.milvus(_eq('status', 'all'))})"
         ),
+        # Milvus 2.3 has no rootcoord row count; datacoord's gauge keeps stale values for a segment's
+        # earlier states (Sealed stays at N after it is Flushed), so only Flushed rows are counted.
         "rows_datacoord": (
-            f"sum by (db_name, collection_name, collection_id)(milvus_datacoord_stored_rows_num{s.milvus()})"
+            "sum by (db_name, collection_name, collection_id)"
+            f"(milvus_datacoord_stored_rows_num{s.milvus(_eq('segment_state', 'Flushed'))})"
         ),
         "binlog_bytes": f"sum(milvus_datacoord_stored_binlog_size{s.milvus()})",
         "index_bytes": f"sum(milvus_datacoord_stored_index_files_size{s.milvus()})",
@@ -674,9 +676,16 @@ def _forecast(
         reason = series.reason if series is not None and not series.ok else "too few points to fit a line"
         return Forecast(resource, unit, current, limit, limit_label, None, None, reason)
     if fit.window_s < MIN_FIT_WINDOW_S:
-        return Forecast(resource, unit, current, limit, limit_label, None, None,
-                        f"only {fmt_duration(fit.window_s)} of data; a forecast needs at least"
-                        f" {fmt_duration(MIN_FIT_WINDOW_S)}")
+        return Forecast(
+            resource,
+            unit,
+            current,
+            limit,
+            limit_label,
+            None,
+            None,
+            f"only {fmt_duration(fit.window_s)} of data; a forecast needs at least {fmt_duration(MIN_FIT_WINDOW_S)}",
+        )
     if limit is None:
         return Forecast(resource, unit, current, None, limit_label, fit, None, f"no {resource} limit known")
     if current >= limit:
@@ -716,7 +725,7 @@ def capacity_lines(
     # Rows per collection, with growth per day fitted on the window.
     rows_res = r["rows_rootcoord"] if r["rows_rootcoord"].ok else r["rows_datacoord"]
     if rows_res.ok:
-        source = "" if rows_res is r["rows_rootcoord"] else " (persisted rows; growing segments not counted)"
+        source = "" if rows_res is r["rows_rootcoord"] else " (flushed rows only: this Milvus has no row count metric)"
         growth: dict[str, float] = {}
         by_coll = ranges.get("rows_by_collection")
         if by_coll is not None and by_coll.ok:

@@ -201,15 +201,12 @@ def connect(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, workers: int = DE
     from urllib3.util.retry import Retry
 
     # The library retries three times with back-off by default: a down Prometheus would take seconds
-    # to report. One quick retry on a dropped connection is enough for a report.
-    client = PrometheusConnect(
-        url=url.rstrip("/"), retry=Retry(total=1, connect=1, read=0, backoff_factor=0.1), timeout=timeout_s
-    )
+    # to report. One quick retry of a refused connection is enough; a read timeout is not retried
+    # (read=False re-raises it as itself, so it is reported as a timeout, not as "unreachable").
+    retry = Retry(total=1, connect=1, read=False, status=0, backoff_factor=0.1)
+    client = PrometheusConnect(url=url.rstrip("/"), retry=retry, timeout=timeout_s)
     # Size the connection pool for the thread pool, so concurrent queries do not queue on sockets.
-    adapter = HTTPAdapter(
-        pool_connections=1, pool_maxsize=workers, max_retries=Retry(total=1, connect=1, read=0, backoff_factor=0.1)
-    )
-    client._session.mount(client.url, adapter)
+    client._session.mount(client.url, HTTPAdapter(pool_connections=1, pool_maxsize=workers, max_retries=retry))
     return Prometheus(client, url=url, timeout_s=timeout_s, workers=workers)
 
 
