@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.blocks import fit_blocks, fit_text
@@ -22,6 +23,7 @@ log = logging.getLogger("milvus_chatops.slack")
 
 PROGRESS_INTERVAL_S = 5.0
 PROGRESS_MAX_POSTS = 3  # response_url takes 5 posts; keep room for the final reply
+WORKERS = 8
 
 
 class SlackGroupDirectory(GroupDirectory):
@@ -128,6 +130,19 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
 
     settings = runtime.settings
     assert settings.slack_signing_secret is not None
+    # Handlers run here, not in Bolt's listener threads: a listener only acks and hands over, so a
+    # burst of slow commands (a status against a busy Milvus) can never delay the next ack past 3 s.
+    work = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="handler")
+
+    def in_background(fn: Any, *args: Any) -> None:
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("background handler failed")
+
+        work.submit(run)
+
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
@@ -139,6 +154,9 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
     @app.command("/milvus")
     def on_command(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
         ack()
+        in_background(run_command, body, respond, client)
+
+    def run_command(body: dict[str, Any], respond: Any, client: Any) -> None:
         user = runtime.identity(body["user_id"])
         channel = body.get("channel_id")
         outcome = dispatcher.run_command(
@@ -153,6 +171,9 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
     @app.action(re.compile(r"^(?!link).*"))
     def on_action(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
         ack()
+        in_background(run_actions, body, respond, client)
+
+    def run_actions(body: dict[str, Any], respond: Any, client: Any) -> None:
         user = runtime.identity(body["user"]["id"])
         channel = (body.get("channel") or {}).get("id")
         for act in body.get("actions", []):
@@ -175,6 +196,9 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
     @app.view(re.compile(".*"))
     def on_view(ack: Any, body: dict[str, Any], view: dict[str, Any], client: Any) -> None:
         ack()
+        in_background(run_view, body, view, client)
+
+    def run_view(body: dict[str, Any], view: dict[str, Any], client: Any) -> None:
         user = runtime.identity(body["user"]["id"])
         metadata = _decode_value(view.get("private_metadata"))
         payload = {**metadata, **_view_values(view)}
