@@ -883,7 +883,8 @@ def on_reject(ctx: Context, payload: dict[str, Any]) -> Reply:
         raise Conflict(f"Request {request.id} is already {request.state}.")
     if not ctx.trigger_id:
         return Reply(text=f"Say why: `/milvus reject {request.id} <reason>`.")
-    return Reply(text=f"Rejecting request {request.id}…", modal=approvals.reject_modal(request.id, request.environment))
+    # No text: Slack shows the form, and an extra "rejecting…" reply would only be noise.
+    return Reply(text="", modal=approvals.reject_modal(request.id, request.environment))
 
 
 @action("approval_reject_reason", role=Role.viewer, kind="modal")

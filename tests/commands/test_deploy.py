@@ -425,3 +425,81 @@ def test_release_summary_for_status(bot: Bot, fake_helm: FakeHelm, fake_kube: Fa
     shown = json.dumps(blocks, ensure_ascii=False)
     assert "revision 2" in shown and "milvus-4.2.50" in shown and "milvusdb/milvus:v2.5.14" in shown
     assert "4/5 pods ready" in shown and "CrashLoopBackOff" in shown
+
+
+# -- end to end: `milvus-chatops serve`, signed Slack requests, the fake Slack API ----------------
+
+
+def _buttons(message: Any) -> dict[str, dict[str, Any]]:
+    found = {}
+    for block in message.blocks:
+        for element in block.get("elements", []):
+            if element.get("type") == "button":
+                found[element["action_id"].split(":")[0]] = element
+    return found
+
+
+def test_end_to_end_approval_in_slack_survives_a_restart(
+    tmp_path: Path, fake_slack: Any, bot_server: Any, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging")
+    config = json.dumps(config_yaml(tmp_path, fake_kube.kubeconfig_path()))  # JSON is YAML
+    server = bot_server(config, env=fake_helm.env_updates(), data_dir=tmp_path / "bot")
+
+    server.slack.slash_command("deploy staging --set proxy.replicas=2", user_id=REQUESTER, channel_id="COPS",
+                               response_url=fake_slack.response_url("ask"))
+    request = fake_slack.wait_for_message("CAPPROVALS", timeout=30)
+    assert "Deploy Milvus 2.5.16 to staging" in request.all_text()
+    assert "+ proxy.replicas: 2" in request.all_text()
+    approve = _buttons(request)["approval_approve"]
+
+    server.slack.block_action(approve["action_id"], approve["value"], user_id=APPROVER_1, channel_id="CAPPROVALS",
+                              message_ts=request.ts, response_url=fake_slack.response_url("a1"))
+    fake_slack.wait_for_response("a1", lambda r: "1 of 2" in r.all_text(), timeout=30)
+
+    server.restart()  # the pending request lives in the state store, not in the process
+
+    # The requester's own click is refused; the second approver's click deploys.
+    server.slack.block_action(approve["action_id"], approve["value"], user_id=REQUESTER, channel_id="CAPPROVALS",
+                              message_ts=request.ts, response_url=fake_slack.response_url("self"))
+    fake_slack.wait_for_response("self", lambda r: "cannot approve it" in r.all_text(), timeout=30)
+    server.slack.block_action(approve["action_id"], approve["value"], user_id=APPROVER_2, channel_id="CAPPROVALS",
+                              message_ts=request.ts, response_url=fake_slack.response_url("a2"))
+    fake_slack.wait_for_response("a2", lambda r: "running request" in r.all_text(), timeout=30)
+
+    def deployed() -> Any:
+        replies = fake_slack.replies("CAPPROVALS", request.ts)
+        return replies and "Deployed Milvus 2.5.16 to staging" in replies[-1].all_text() and replies
+
+    replies = wait_for(deployed, timeout=90, message=lambda: str([m.all_text()[:100] for m in
+                                                                   fake_slack.replies("CAPPROVALS", request.ts)]))
+    assert any("pods ready" in r.all_text() for r in replies)
+    final = wait_for(lambda: "Approved and done" in (m := fake_slack.message("CAPPROVALS", request.ts)).all_text()
+                     and m, timeout=30, message="the request message never said it was done")
+    assert "approval_approve" not in json.dumps(final.blocks)  # no buttons left to press
+    [call] = fake_helm.calls("upgrade")
+    assert call.values["proxy"] == {"replicas": 2}
+
+
+def test_end_to_end_reject_asks_for_a_reason_in_a_modal(
+    tmp_path: Path, fake_slack: Any, bot_server: Any, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging")
+    config = json.dumps(config_yaml(tmp_path, fake_kube.kubeconfig_path()))
+    server = bot_server(config, env=fake_helm.env_updates(), data_dir=tmp_path / "bot")
+    server.slack.slash_command("deploy staging", user_id=REQUESTER, channel_id="COPS",
+                               response_url=fake_slack.response_url("ask"))
+    request = fake_slack.wait_for_message("CAPPROVALS", timeout=30)
+    reject = _buttons(request)["approval_reject"]
+    server.slack.block_action(reject["action_id"], reject["value"], user_id=APPROVER_1, channel_id="CAPPROVALS",
+                              message_ts=request.ts, response_url=fake_slack.response_url("r"))
+    opened = fake_slack.wait_for_call("views.open", timeout=30)
+    view = opened.params["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    assert view["callback_id"] == "approval_reject_reason"
+    server.slack.view_submission("approval_reject_reason", {"reason": {"reason": "not during the sale"}},
+                                 user_id=APPROVER_1, private_metadata=view["private_metadata"])
+    updated = wait_for(lambda: "Rejected by" in (m := fake_slack.message("CAPPROVALS", request.ts)).all_text() and m,
+                       timeout=30, message="the request message was not updated")
+    assert "not during the sale" in updated.all_text()
+    assert fake_helm.calls("upgrade") == []
