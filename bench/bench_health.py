@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.config import Environment, HealthThresholds, MilvusTarget  # noqa: E402
-from bot.reports import build_capacity, build_health  # noqa: E402
-from integrations.prometheus import connect  # noqa: E402
-from tests.bot.reports_helpers import INST, NS, milvus_scrape_config  # noqa: E402
-from tests.support.servers import start_milvus_server, start_prometheus  # noqa: E402
-from tests.support.wait import wait_for  # noqa: E402
+from bot.config import Environment, HealthThresholds, MilvusTarget
+from bot.reports import build_capacity, build_health
+from integrations.prometheus import connect
+from tests.bot.reports_helpers import INST, NS, milvus_scrape_config
+from tests.support.servers import start_milvus_server, start_prometheus
+from tests.support.wait import wait_for
 
 
 def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
