@@ -503,3 +503,72 @@ def test_end_to_end_reject_asks_for_a_reason_in_a_modal(
                        timeout=30, message="the request message was not updated")
     assert "not during the sale" in updated.all_text()
     assert fake_helm.calls("upgrade") == []
+
+
+# -- validation through a real Prometheus ---------------------------------------------------------
+
+
+@pytest.fixture
+def metrics_target() -> Iterator[str]:
+    """A live /metrics endpoint on loopback for Prometheus to scrape (stands in for a Milvus pod)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"milvus_up 1\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_prometheus_up_decides_validation_and_a_down_target_rolls_back(
+    tmp_path: Path, fake_helm: FakeHelm, fake_kube: FakeKube, metrics_target: str
+) -> None:
+    from tests.support.servers import free_port, start_prometheus
+
+    labels = {"namespace": "milvus-dev", "app_kubernetes_io_instance": "milvus"}
+    dead = f"127.0.0.1:{free_port()}"
+    config = {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": "milvus", "static_configs": [
+                {"targets": [metrics_target], "labels": {**labels, "pod": "milvus-proxy-0"}},
+                {"targets": [dead], "labels": {**labels, "pod": "milvus-querynode-0"}},
+            ]},
+        ],
+    }
+    import yaml
+
+    prometheus = start_prometheus(tmp_path / "prom", config_yaml=yaml.safe_dump(config))
+    try:
+        from integrations.prometheus import connect as prometheus_connect
+
+        prom = prometheus_connect(prometheus.uri)
+        wait_for(lambda: len(prom.query('up{namespace="milvus-dev"}')) == 2, timeout=30,
+                 message="Prometheus did not scrape both targets")
+        seed(fake_helm, fake_kube, "milvus-dev")
+        cfg = config_yaml(tmp_path, fake_kube.kubeconfig_path())
+        cfg["environments"]["dev"]["prometheus_url"] = prometheus.uri
+        bot = Bot(tmp_path / "state.db", cfg)
+        try:
+            outcome = bot.run("/milvus deploy dev")
+        finally:
+            bot.close()
+    finally:
+        prometheus.stop()
+    assert outcome.exit_code == 2
+    assert "Prometheus sees 1 of 2 target(s) down: milvus-querynode-0" in outcome.reply.text
+    assert "Rolled back to revision 2" in outcome.reply.text
+    assert fake_helm.calls("rollback")[0].positional == ["rollback", "milvus", "2"]
