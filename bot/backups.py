@@ -806,7 +806,7 @@ def create_backup(
             entries.append(_describe_for_backup(client, name))
         total = sum(e.count_at_start or 0 for e in entries)
         meter = Meter(progress, total, verb="backed up rows")
-        object_bytes = (object_mb or 64) * 1_000_000
+        object_bytes = (object_mb or target.object_mb) * 1_000_000
         for entry in entries:
             _backup_collection(client, store, base, entry, meter, object_bytes, beat)
         manifest = Manifest(backup_id, env.name, now, utcnow(), version, entries)
