@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from bot.config import Config, Role
+from bot.config import Config, Grant, Role
 from bot.errors import AccessDenied
 
 
@@ -22,7 +23,7 @@ class AccessPolicy:
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    def _grants_for(self, who: Identity):  # type: ignore[no-untyped-def]
+    def _grants_for(self, who: Identity) -> Iterator[Grant]:
         for grant in self.config.access:
             if who.user_id in grant.users or who.groups.intersection(grant.groups):
                 yield grant
@@ -37,11 +38,7 @@ class AccessPolicy:
         return best
 
     def roles_by_environment(self, who: Identity) -> dict[str, Role]:
-        return {
-            env: role
-            for env in self.config.environments
-            if (role := self.role_in(who, env)) is not None
-        }
+        return {env: role for env in self.config.environments if (role := self.role_in(who, env)) is not None}
 
     def require(self, who: Identity, role: Role, env: str | None, what: str) -> None:
         held = self.role_in(who, env)

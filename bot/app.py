@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.config import Config, load_config
@@ -27,9 +28,10 @@ def load(settings: Settings) -> tuple[Config, Store]:
     return config, store
 
 
-def build_runtime(settings: Settings, messenger: Messenger) -> Runtime:
+def build_runtime(settings: Settings, messenger_on: Callable[[Store], Messenger]) -> Runtime:
+    """``messenger_on(store)`` builds the messenger: the outbox keeps its queue in the state store."""
     config, store = load(settings)
-    return Runtime(settings=settings, config=config, store=store, messenger=messenger)
+    return Runtime(settings=settings, config=config, store=store, messenger=messenger_on(store))
 
 
 class SecretFilter(logging.Filter):

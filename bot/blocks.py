@@ -57,7 +57,10 @@ def fields(items: list[str]) -> dict[str, Any]:
 
 
 def context(*texts: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(t, MAX_SECTION_TEXT)} for t in texts[:MAX_CONTEXT]]}
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": truncate(t, MAX_SECTION_TEXT)} for t in texts[:MAX_CONTEXT]],
+    }
 
 
 def divider() -> dict[str, Any]:

@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _local(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+def _local(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_runtime
     from bot.config import LOCAL_OPERATOR
     from bot.console import BlockRenderer, Console, ConsoleMessenger, reply_payload
@@ -71,7 +75,7 @@ def _local(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untype
     channel_out = sys.stderr if args.cmd == "run" else sys.stdout
     renderer = BlockRenderer(color=channel_out.isatty())
     messenger = ConsoleMessenger(channel_out, renderer, files_dir=Path(settings.data_dir) / "files")
-    runtime = build_runtime(settings, messenger)
+    runtime = build_runtime(settings, lambda _store: messenger)
     user = args.user or LOCAL_OPERATOR
     dispatcher = Dispatcher(runtime)
     try:

@@ -85,7 +85,12 @@ class ConsoleMessenger:
         self._counter = 0
 
     def post(
-        self, channel: str, message: Message, *, ref: str | None = None, thread_ref: str | None = None,
+        self,
+        channel: str,
+        message: Message,
+        *,
+        ref: str | None = None,
+        thread_ref: str | None = None,
         dedupe_key: str | None = None,
     ) -> str:
         if dedupe_key and dedupe_key in self._seen_dedupe:
@@ -191,9 +196,7 @@ class Console:
         return True
 
     def _run(self, command: str, user: str) -> None:
-        outcome = self.dispatcher.run_command(
-            command, self._identity(user), channel="console", progress=self._progress
-        )
+        outcome = self.dispatcher.run_command(command, self._identity(user), channel="console", progress=self._progress)
         self.show(outcome)
 
     def _press(self, number: int) -> None:

@@ -31,7 +31,8 @@ class ClientCache:
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = factory()
-            return self._clients[key]  # type: ignore[no-any-return]
+            client: T = self._clients[key]
+            return client
 
     def drop(self, key: str) -> None:
         with self._lock:

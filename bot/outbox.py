@@ -92,7 +92,11 @@ class Outbox:
         payload = {
             "comment": comment,
             "files": [
-                {"filename": f.filename, "title": f.title or f.filename, "content": base64.b64encode(f.content).decode()}
+                {
+                    "filename": f.filename,
+                    "title": f.title or f.filename,
+                    "content": base64.b64encode(f.content).decode(),
+                }
                 for f in files
             ],
         }
@@ -204,9 +208,10 @@ class Outbox:
         """Send every row that may be sent now; returns seconds until the next one could be."""
         t = schema.outbox
         with self.store.begin() as conn:
-            rows = conn.execute(
-                select(t).where(t.c.state == "pending").order_by(t.c.id).limit(500)
-            ).mappings().all()
+            rows: list[dict[str, Any]] = [
+                dict(row)
+                for row in conn.execute(select(t).where(t.c.state == "pending").order_by(t.c.id).limit(500)).mappings()
+            ]
         OUTBOX_PENDING.set(len(rows))
         if not rows:
             return 1.0
@@ -220,7 +225,7 @@ class Outbox:
             if row["op"] == "update" and latest_update[row["ref"]] != row["id"] and row["attempts"] == 0:
                 superseded.append(row["id"])  # a later update of the same message replaces this one
                 continue
-            heads.setdefault(row["channel"], dict(row))
+            heads.setdefault(row["channel"], row)
         if superseded:
             with self.store.begin() as conn:
                 conn.execute(update(t).where(t.c.id.in_(superseded)).values(state="done", last_error="superseded"))

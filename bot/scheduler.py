@@ -61,10 +61,10 @@ def scheduled_task(name: str) -> Callable[[Task], Task]:
     return register
 
 
-PERIODIC: list[tuple[float, Callable[["Runtime"], object]]] = []
+PERIODIC: list[tuple[float, Callable[[Runtime], object]]] = []
 
 
-def periodic(seconds: float) -> Callable[[Callable[["Runtime"], object]], Callable[["Runtime"], object]]:
+def periodic(seconds: float) -> Callable[[Callable[[Runtime], object]], Callable[[Runtime], object]]:
     """Housekeeping run every ``seconds`` in each replica (sweeps must be idempotent: expiring
     approvals, expiring silences of resolved alerts, cleaning up incomplete backups)."""
 
@@ -76,7 +76,7 @@ def periodic(seconds: float) -> Callable[[Callable[["Runtime"], object]], Callab
 
 
 def _run_periodic(index: int) -> None:
-    seconds, fn = PERIODIC[index]
+    _seconds, fn = PERIODIC[index]
     if _runtime is None:
         return
     try:

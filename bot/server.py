@@ -28,24 +28,31 @@ class Service:
         from bot.dispatch import Dispatcher
         from bot.outbox import Outbox
         from bot.slack_app import SlackGroupDirectory, build_bolt_app, referenced_groups
+        from bot.state import Store
 
         self.settings = settings
         self.client = slack_client(settings)
-        self.runtime = build_runtime(settings, messenger=_LateMessenger())
-        self.outbox = Outbox(self.runtime.store, self.client)
-        self.runtime.messenger = self.outbox
+        self.outbox: Outbox | None = None
+
+        def outbox_on(store: Store) -> Outbox:
+            self.outbox = Outbox(store, self.client)
+            return self.outbox
+
+        self.runtime = build_runtime(settings, outbox_on)
+        assert self.outbox is not None
         self.runtime.directory = SlackGroupDirectory(self.client, referenced_groups(self.runtime.config))
         self.dispatcher = Dispatcher(self.runtime)
-        self.slack_enabled = bool(settings.slack_signing_secret and settings.slack_bot_token)
-        self.bolt = build_bolt_app(self.runtime, self.dispatcher, self.client) if self.slack_enabled else None
+        self.slack_enabled: bool = bool(settings.slack_signing_secret and settings.slack_bot_token)
+        self.bolt: Any = build_bolt_app(self.runtime, self.dispatcher, self.client) if self.slack_enabled else None
         self.socket_handler: Any = None
-        self.alert_intake = _optional_alert_intake(self.runtime)
-        self.alert_worker = _optional_alert_worker(self.runtime)
+        self.alert_intake: Any = _optional_alert_intake(self.runtime)
+        self.alert_worker: Any = _optional_alert_worker(self.runtime)
         from bot.scheduler import Scheduler
 
-        self.scheduler = Scheduler(self.runtime)
+        self.scheduler: Scheduler = Scheduler(self.runtime)
 
     def start(self) -> None:
+        assert self.outbox is not None
         self.outbox.start()
         if self.alert_worker is not None:
             self.alert_worker.start()
@@ -57,13 +64,16 @@ class Service:
             self.socket_handler.connect()
 
     def stop(self) -> None:
-        for stop in (
-            lambda: self.socket_handler and self.socket_handler.close(),
+        stoppers: list[Any] = [
+            self.socket_handler.close if self.socket_handler else None,
             self.scheduler.stop,
-            lambda: self.alert_worker and self.alert_worker.stop(),
-            self.outbox.stop,
+            self.alert_worker.stop if self.alert_worker else None,
+            self.outbox.stop if self.outbox else None,
             self.runtime.clients.close_all,
-        ):
+        ]
+        for stop in stoppers:
+            if stop is None:
+                continue
             try:
                 stop()
             except Exception:
@@ -75,15 +85,6 @@ class Service:
         if self.socket_handler is not None and not self.socket_handler.client.is_connected():
             return False, "Slack Socket Mode connection down"
         return True, "ready"
-
-
-class _LateMessenger:
-    """Placeholder until the outbox exists; nothing may post during start-up."""
-
-    def post(self, *args: Any, **kwargs: Any) -> str:
-        raise RuntimeError("messenger used before start-up finished")
-
-    update = upload = post
 
 
 def _optional_alert_intake(runtime: Any) -> Any:
@@ -166,4 +167,3 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
     finally:
         service.stop()
     return 0
-

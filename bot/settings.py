@@ -16,14 +16,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
     config_path: Path | None = Field(default=None, validation_alias=AliasChoices("MILVUS_CHATOPS_CONFIG"))
-    data_dir: Path = Field(
-        default=Path(".milvus-chatops"), validation_alias=AliasChoices("MILVUS_CHATOPS_DATA_DIR")
-    )
+    data_dir: Path = Field(default=Path(".milvus-chatops"), validation_alias=AliasChoices("MILVUS_CHATOPS_DATA_DIR"))
     database_url: str | None = Field(default=None, validation_alias=AliasChoices("MILVUS_CHATOPS_DATABASE_URL"))
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
-    slack_signing_secret: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET")
-    )
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"))
     slack_app_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
     slack_api_url: str | None = Field(default=None, validation_alias=AliasChoices("SLACK_API_URL"))
     alertmanager_webhook_token: SecretStr | None = Field(

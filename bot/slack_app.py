@@ -81,8 +81,15 @@ class ResponseProgress:
             log.warning("progress update failed", exc_info=True)
 
 
-def _send_reply(runtime: Runtime, outcome: Outcome, respond: Any, client: Any, channel: str | None,
-                trigger_id: str | None, replace: bool) -> None:
+def _send_reply(
+    runtime: Runtime,
+    outcome: Outcome,
+    respond: Any,
+    client: Any,
+    channel: str | None,
+    trigger_id: str | None,
+    replace: bool,
+) -> None:
     reply = outcome.reply
     if reply.modal and trigger_id:
         modal = dict(reply.modal)

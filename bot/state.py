@@ -161,9 +161,7 @@ class Store:
     def kv_get(self, namespace: str, key: str) -> Any:
         table = schema.kv
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(table.c.value).where(table.c.namespace == namespace, table.c.key == key)
-            ).first()
+            row = conn.execute(select(table.c.value).where(table.c.namespace == namespace, table.c.key == key)).first()
         return row[0] if row else None
 
     def kv_put(self, namespace: str, key: str, value: Any) -> None:

@@ -16,7 +16,13 @@ class HelpArgs(BaseModel):
     topic: list[str] = positional(default_factory=list, description="a subcommand, e.g. `plan` or `backup create`")
 
 
-@command("help", summary="List subcommands, or show one's arguments", args=HelpArgs, role=None, examples=("/milvus help plan",))
+@command(
+    "help",
+    summary="List subcommands, or show one's arguments",
+    args=HelpArgs,
+    role=None,
+    examples=("/milvus help plan",),
+)
 def handle(ctx: Context, args: HelpArgs) -> Reply:
     if args.topic:
         return _one(" ".join(args.topic).lower())
