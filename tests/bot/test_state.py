@@ -12,18 +12,6 @@ from bot import schema
 from bot.state import Store
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
-    from tests.support.servers import ServerStartError, start_postgres
-
-    try:
-        server = start_postgres()
-    except ServerStartError as exc:
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    yield server.url
-    server.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     if request.param == "sqlite":
@@ -33,10 +21,6 @@ def store(request, tmp_path):
     store = Store(url)
     store.migrate()
     yield store
-    if request.param == "postgresql":
-        schema.metadata.drop_all(store.engine)
-        with store.engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS apscheduler_jobs")
     store.engine.dispose()
 
 
