@@ -92,6 +92,11 @@ class Line:
         }
 
 
+def _why(result: Instant | Range) -> str:
+    """Why a result has no value, safe to put in mrkdwn (Prometheus errors quote PromQL, with its < and >)."""
+    return bk.escape(result.reason)
+
+
 def not_available(key: str, label: str, reason: str) -> Line:
     return Line(key, label, Status.unknown, f"not available: {reason}")
 
@@ -508,13 +513,13 @@ def health_lines(r: dict[str, Instant], th: HealthThresholds) -> list[Line]:
             )
         )
     else:
-        lines.append(not_available("components", "Components", up.reason))
+        lines.append(not_available("components", "Components", _why(up)))
 
     for key, label in (("search_qps", "Search QPS"), ("insert_qps", "Insert QPS")):
         res = r[key]
         value = res.scalar()
         if value is None:
-            lines.append(not_available(key, label, res.reason))
+            lines.append(not_available(key, label, _why(res)))
         else:
             lines.append(Line(key, label, Status.green, f"{fmt_num(value)}/s (5 min average)", value))
 
@@ -549,7 +554,7 @@ def health_lines(r: dict[str, Instant], th: HealthThresholds) -> list[Line]:
         else:
             lines.append(Line("errors", "Error ratio", Status.green, "no requests in the last 5 min", None))
     else:
-        lines.append(not_available("errors", "Error ratio", errors.reason))
+        lines.append(not_available("errors", "Error ratio", _why(errors)))
 
     lines.append(_throttling_line(r))
 
@@ -568,7 +573,7 @@ def health_lines(r: dict[str, Instant], th: HealthThresholds) -> list[Line]:
             )
         )
     else:
-        lines.append(not_available("consume_lag", "Consume lag", r["qn_lag"].reason))
+        lines.append(not_available("consume_lag", "Consume lag", _why(r["qn_lag"])))
 
     restarts, oom = r["restarts"], r["oom"]
     if restarts.ok:
@@ -590,7 +595,7 @@ def health_lines(r: dict[str, Instant], th: HealthThresholds) -> list[Line]:
             )
         )
     else:
-        reason = restarts.reason
+        reason = _why(restarts)
         if not restarts.error:
             reason = "no kube-state-metrics series (kube_pod_container_status_restarts_total) for these pods"
         lines.append(not_available("restarts", "Pod restarts / OOM kills", reason))
@@ -598,7 +603,7 @@ def health_lines(r: dict[str, Instant], th: HealthThresholds) -> list[Line]:
     loads = r["load_failures"]
     value = loads.scalar()
     if value is None:
-        lines.append(not_available("load_failures", "Collection load failures", loads.reason))
+        lines.append(not_available("load_failures", "Collection load failures", _why(loads)))
     else:
         lines.append(
             Line(
@@ -615,7 +620,7 @@ def health_lines(r: dict[str, Instant], th: HealthThresholds) -> list[Line]:
 def _latency_line(key: str, label: str, res: Instant, warn: float, crit: float) -> Line:
     value = res.scalar()
     if value is None:
-        return not_available(key, label, res.reason)
+        return not_available(key, label, _why(res))
     if math.isnan(value):
         # histogram_quantile over a window without requests: idle, which is not the same as 0 ms.
         return Line(key, label, Status.green, "idle: no requests in the last 5 min", None)
@@ -642,7 +647,7 @@ def _throttling_line(r: dict[str, Instant]) -> Line:
         statuses.append(Status.red if active else Status.green)
         details += [f"{bk.escape(a)} is active" for a in active]
     if not parts:
-        return not_available(key, label, r["quota_states"].reason)
+        return not_available(key, label, _why(r["quota_states"]))
     missing = [n for n, v in (("rate limiting", limited), ("force-deny counter", denied)) if v is None]
     if missing:
         details.append("not available: " + ", ".join(missing) + " (no such series)")
@@ -673,7 +678,7 @@ def _forecast(
     points = series.series[0].points if series is not None and series.ok else []
     fit = linear_fit(points)
     if fit is None:
-        reason = series.reason if series is not None and not series.ok else "too few points to fit a line"
+        reason = _why(series) if series is not None and not series.ok else "too few points to fit a line"
         return Forecast(resource, unit, current, limit, limit_label, None, None, reason)
     if fit.window_s < MIN_FIT_WINDOW_S:
         return Forecast(
@@ -759,22 +764,22 @@ def capacity_lines(
             )
         )
     else:
-        lines.append(not_available("rows", "Rows", rows_res.reason))
+        lines.append(not_available("rows", "Rows", _why(rows_res)))
 
     # Object storage: binlogs and index files.
     binlog, index = r["binlog_bytes"].scalar(), r["index_bytes"].scalar()
     if binlog is None and index is None:
-        lines.append(not_available("object_storage", "Object storage", r["binlog_bytes"].reason))
+        lines.append(not_available("object_storage", "Object storage", _why(r["binlog_bytes"])))
     else:
         parts = [
             f"binlogs {fmt_bytes(binlog)}"
             if binlog is not None
-            else f"binlogs not available ({r['binlog_bytes'].reason})"
+            else f"binlogs not available ({_why(r['binlog_bytes'])})"
         ]
         parts.append(
             f"index files {fmt_bytes(index)}"
             if index is not None
-            else f"index files not available ({r['index_bytes'].reason})"
+            else f"index files not available ({_why(r['index_bytes'])})"
         )
         used = (binlog or 0) + (index or 0)
         facts["binlog_bytes"] = binlog
@@ -818,7 +823,7 @@ def capacity_lines(
             )
         )
     else:
-        lines.append(not_available("local_disk", "Local disk (DiskANN / mmap)", disk.reason))
+        lines.append(not_available("local_disk", "Local disk (DiskANN / mmap)", _why(disk)))
 
     segs = r["segments"]
     if segs.ok:
@@ -826,21 +831,21 @@ def capacity_lines(
         text = ", ".join(f"{bk.escape(k)} {v:,.0f}" for k, v in sorted(by_state.items()) if v > 0) or "none"
         lines.append(Line("segments", "Segments", Status.green, text, sum(by_state.values())))
     else:
-        lines.append(not_available("segments", "Segments", segs.reason))
+        lines.append(not_available("segments", "Segments", _why(segs)))
 
     lines.append(_backlog_line(r))
 
     # etcd database against its quota ("mvcc: database space exceeded" stops every write).
     size, quota = r["etcd_size"].scalar(), r["etcd_quota"].scalar()
     if size is None:
-        lines.append(not_available("etcd", "etcd database", r["etcd_size"].reason))
+        lines.append(not_available("etcd", "etcd database", _why(r["etcd_size"])))
     else:
         if quota:
             ratio = size / quota
             status = grade(ratio, th.etcd_ratio_warn, th.etcd_ratio_crit)
             text = f"{fmt_bytes(size)} of {fmt_bytes(quota)} quota ({ratio:.0%})"
         else:
-            status, text = Status.green, f"{fmt_bytes(size)}; quota not available ({r['etcd_quota'].reason})"
+            status, text = Status.green, f"{fmt_bytes(size)}; quota not available ({_why(r['etcd_quota'])})"
         fc = _forecast("etcd", "bytes", ranges.get("etcd_size"), size, quota, "the quota", now)
         if fc:
             forecasts.append(fc)
@@ -877,7 +882,7 @@ def _memory(
         proc = r["process_memory"]
         samples = [x for x in proc.samples if x.labels.get("component", "querynode") in ("querynode", "standalone")]
         if not proc.ok or not samples:
-            return not_available(key, label, mem.reason + " (container_memory_working_set_bytes)"), None, facts
+            return not_available(key, label, _why(mem) + " (container_memory_working_set_bytes)"), None, facts
         used = sum(x.value for x in samples)
         series = ranges.get("process_memory")
         source = "process RSS; no container metrics"
@@ -894,7 +899,7 @@ def _memory(
         facts["memory_limit_bytes"] = limit_bytes
     else:
         status = Status.green
-        text = f"{fmt_bytes(used)} ({source}); limit not available ({limit.reason}){loaded_text}"
+        text = f"{fmt_bytes(used)} ({source}); limit not available ({_why(limit)}){loaded_text}"
     fc = _forecast(
         "memory",
         "bytes",
@@ -926,7 +931,7 @@ def _backlog_line(r: dict[str, Instant]) -> Line:
         value += pending
         parts.append(f"index tasks pending {pending:.0f}, failed {failed:.0f}")
     else:
-        parts.append(f"index tasks not available ({index.reason})")
+        parts.append(f"index tasks not available ({_why(index)})")
     comp = r["compaction_tasks"]
     if comp.ok:
         by_status = {x.labels.get("status", "?"): x.value for x in comp.samples}
@@ -934,7 +939,7 @@ def _backlog_line(r: dict[str, Instant]) -> Line:
         value += executing
         parts.append(f"compactions executing {executing:.0f}")
     else:
-        parts.append(f"compaction tasks not available ({comp.reason})")
+        parts.append(f"compaction tasks not available ({_why(comp)})")
     if not index.ok and not comp.ok:
         return not_available(key, label, "; ".join(parts))
     # A backlog is normal briefly; it matters in the forecast of how fresh indexes are, not as an outage.

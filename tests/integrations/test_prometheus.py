@@ -89,7 +89,7 @@ def test_many_queries_keep_missing_apart_from_zero(prom: Prometheus) -> None:
 
 def test_range_query_returns_points_over_the_window(prom: Prometheus) -> None:
     # Wait for a few scrapes (1 s apart) so the range holds several points.
-    wait_for(lambda: prom.query("count_over_time(demo_rows[1m]) >= 3"), timeout=20)
+    wait_for(lambda: prom.query("count_over_time(demo_rows[1m]) >= 5"), timeout=20)
     end = dt.datetime.now(dt.UTC)
     series = prom.query_range('demo_rows{collection="books"}', start=end - dt.timedelta(minutes=1), end=end, step_s=1)
     [books] = series
