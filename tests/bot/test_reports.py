@@ -21,8 +21,18 @@ import pytest
 
 from bot.config import Environment, HealthThresholds, MilvusTarget
 from bot.errors import IntegrationError
-from bot.reports import DAY, Status, build_capacity, build_health, linear_fit
-from integrations.prometheus import connect
+from bot.reports import (
+    DAY,
+    Status,
+    build_capacity,
+    build_health,
+    capacity_lines,
+    capacity_queries,
+    health_lines,
+    health_queries,
+    linear_fit,
+)
+from integrations.prometheus import Instant, Sample, connect
 from tests.bot.reports_helpers import GIB, INST, NS, Known, backfilled_prometheus, milvus_scrape_config
 from tests.support.servers import free_port, milvus_server_available, start_milvus_server, start_prometheus
 from tests.support.wait import wait_for
@@ -306,3 +316,24 @@ def test_capacity_of_a_real_milvus_matches_what_the_test_did(milvus_world: dict[
     etcd = report.line("etcd")
     assert etcd.status is Status.unknown and etcd.text == "not available: no such series in Prometheus"
     assert {f.resource: f.reason for f in report.forecasts}["memory"].startswith("only ")
+
+
+# -- label values are someone else's text ------------------------------------------------------------
+
+
+def test_label_values_and_errors_are_escaped_in_the_message() -> None:
+    now = dt.datetime.now(dt.UTC)
+    evil = {"db_name": "default", "collection_name": "<!channel> & <@U123>"}
+    results = {key: Instant(key) for key in capacity_queries(_env("http://x"))}
+    results["rows_rootcoord"] = Instant("q", [Sample(evil, 10.0)])
+    results["etcd_size"] = Instant("q", error='parse error: unexpected "<" in <bad>')
+    lines, _, _ = capacity_lines(results, {}, TH, now)
+    text = json.dumps([line.to_data() for line in lines])
+    assert "<!channel>" not in text and "<@U123>" not in text and "<bad>" not in text
+    assert "&lt;!channel&gt; &amp; &lt;@U123&gt;: 10 rows" in text
+    assert 'not available: parse error: unexpected \\"&lt;\\" in &lt;bad&gt;' in text
+
+    health = {key: Instant(key) for key in health_queries(_env("http://x"))}
+    health["errors"] = Instant("q", [Sample({"function_name": "<!here>"}, 0.5)])
+    rendered = json.dumps([line.to_data() for line in health_lines(health, TH)])
+    assert "<!here>" not in rendered and "&lt;!here&gt;" in rendered
