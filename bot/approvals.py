@@ -55,6 +55,8 @@ Executor = Callable[["Context", "ApprovalRequest"], Reply]
 EXECUTORS: dict[str, Executor] = {}
 
 FINAL_STATES = ("done", "failed", "rejected", "expired", "stale")
+# A request still "executing" this long after its final approval was left by a bot that died.
+INTERRUPTED_AFTER = dt.timedelta(hours=6)
 STATE_ICON = {
     "pending": ":hourglass_flowing_sand:",
     "executing": ":gear:",
@@ -388,7 +390,36 @@ class Approvals:
         for request_id in due:
             if approvals._expire(request_id):
                 count += 1
+        approvals._interrupted()
         return count
+
+    def _interrupted(self) -> None:
+        """Requests left ``executing`` by a bot that died mid-run: say so instead of "running" forever.
+
+        Nothing is re-run (a half-applied change needs a person); the age limit is far above any
+        helm timeout we allow, so a slow run in another replica is not mistaken for a dead one.
+        """
+        t = schema.approval_requests
+        cutoff = utcnow() - INTERRUPTED_AFTER
+        with self.runtime.store.begin() as conn:
+            stuck = conn.execute(
+                select(t.c.id).where(t.c.state == "executing", t.c.decided_at < cutoff)
+            ).scalars().all()
+        for request_id in stuck:
+            with _RUNNING_LOCK:
+                if request_id in _RUNNING:
+                    continue
+            with self.runtime.store.begin() as conn:
+                changed = conn.execute(
+                    update(t)
+                    .where(t.c.id == request_id, t.c.state == "executing")
+                    .values(state="failed", result="Interrupted: the bot stopped while running it. Check the "
+                            "environment before asking again.")
+                ).rowcount
+            if changed:
+                request = self.get(request_id)
+                self._audit(request, "scheduler", "interrupted", "failed", request.result)
+                self._refresh(request)
 
     def _expire(self, request_id: str) -> bool:
         t = schema.approval_requests
@@ -462,19 +493,25 @@ class Approvals:
             text, ref = describe_failure(exc, context=f"approval {request.id} ({request.kind})")
             state, outcome, result = "failed", "failed", text
             final = Message(text, [bk.section(f":x: {text}")])
-        # The result is said in the thread before the state turns final, so whoever sees the final
-        # state (a poller, the status of the request) also finds the explanation.
-        self.runtime.messenger.post(
-            request.channel or "", final, thread_ref=request.message_ref, dedupe_key=f"approval-result:{request.id}"
-        )
-        t = schema.approval_requests
-        with self.runtime.store.begin() as conn:
-            conn.execute(update(t).where(t.c.id == request.id).values(state=state, result=result[:4000]))
-        done = self.get(request.id)
-        self._audit(done, approver.user_id, "execute", outcome, result, ref, started)
-        self._refresh(done)
-        with _RUNNING_LOCK:
-            _RUNNING.pop(request.id, None)
+        try:
+            # The result is said in the thread before the state turns final, so whoever sees the final
+            # state (a poller, the status of the request) also finds the explanation.
+            self.runtime.messenger.post(
+                request.channel or "", final, thread_ref=request.message_ref,
+                dedupe_key=f"approval-result:{request.id}",
+            )
+        except Exception:
+            log.exception("could not post the result of approval %s", request.id)
+        try:
+            t = schema.approval_requests
+            with self.runtime.store.begin() as conn:
+                conn.execute(update(t).where(t.c.id == request.id).values(state=state, result=result[:4000]))
+            done = self.get(request.id)
+            self._audit(done, approver.user_id, "execute", outcome, result, ref, started)
+            self._refresh(done)
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.pop(request.id, None)
 
     @staticmethod
     def wait(request_id: str, timeout: float | None = None) -> bool:
@@ -522,7 +559,7 @@ class Approvals:
             f"Expires {_slack_time(request.expires_at)}.",
             "executing": "Approved; running now. Progress in the thread.",
             "done": "Approved and done.",
-            "failed": "Approved, but it failed. Details in the thread.",
+            "failed": "Approved, but it failed: " + bk.escape(bk.truncate(request.result or "see the thread", 300)),
             "rejected": f"Rejected by <@{request.decided_by}>: {bk.escape(request.reason or '')}",
             "expired": "Expired without enough approvals. Nothing was changed.",
             "stale": "Not run: what would be applied changed after approval. Nothing was changed.",

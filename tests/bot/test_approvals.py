@@ -203,7 +203,9 @@ def test_two_approvals_are_required_and_the_change_runs_once(
     runs = list(RUNS)
     assert runs == [{"id": request.id, "by": GROUP_MEMBER}]
     assert messenger.thread(request.message_ref) == ["step 1 of 1", "changed replicas 3"]
-    assert "Approved and done" in messenger.text(request.message_ref)
+    # The message is updated after the state turns final (in Slack, through the outbox): wait for it.
+    wait_for(lambda: "Approved and done" in messenger.text(request.message_ref), timeout=10,
+             message="the request message never said it was done")
     assert "approval_approve" not in messenger.text(request.message_ref)  # buttons gone
     actions = {(e.action, e.outcome) for e in runtime.audit.recent(environment="prod", limit=50)}
     assert {("test-change request", "ok"), ("test-change approve", "ok"), ("test-change execute", "ok")} <= actions
@@ -266,6 +268,19 @@ def test_click_after_expiry_expires_even_before_the_sweep(runtime: Runtime, mess
     assert "expired" in text_of(outcome)
     assert Approvals(runtime).get(request.id).state == "expired"
     assert "Expired" in messenger.text(request.message_ref)
+
+
+def test_request_left_running_by_a_dead_bot_is_marked_interrupted(
+    runtime: Runtime, messenger: RecordingMessenger
+) -> None:
+    request = ask(runtime)
+    with runtime.store.begin() as conn:  # as a bot that died mid-run left it, hours ago
+        conn.execute(update(schema.approval_requests).values(
+            state="executing", decided_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=7)))
+    Approvals.expire_due(runtime)
+    assert Approvals(runtime).get(request.id).state == "failed"
+    assert "Interrupted: the bot stopped while running it" in messenger.text(request.message_ref)
+    assert RUNS == []
 
 
 def test_changed_payload_after_approval_is_not_executed(runtime: Runtime, messenger: RecordingMessenger) -> None:
