@@ -259,6 +259,20 @@ def test_expired_request_cannot_be_approved_and_the_message_says_so(
     assert RUNS == []
 
 
+def test_the_scheduler_runs_the_expiry_sweep(runtime: Runtime, messenger: RecordingMessenger) -> None:
+    from bot.scheduler import jobs_from_config, run_job
+
+    [spec] = [j for j in jobs_from_config(runtime.config) if j.task == "approvals_expire"]
+    assert spec.cron == "* * * * *"
+    request = ask(runtime)
+    with runtime.store.begin() as conn:
+        conn.execute(update(schema.approval_requests).values(
+            expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)))
+    summary = run_job(runtime, spec, dt.datetime.now(dt.UTC).replace(second=0, microsecond=0))
+    assert summary == "1 request(s) expired"
+    assert Approvals(runtime).get(request.id).state == "expired"
+
+
 def test_click_after_expiry_expires_even_before_the_sweep(runtime: Runtime, messenger: RecordingMessenger) -> None:
     request = ask(runtime)
     with runtime.store.begin() as conn:
