@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from bot import blocks as bk
 from bot.args import positional
+from bot.config import Environment
 from bot.context import Context
+from bot.errors import IntegrationError
 from bot.registry import command
 from bot.reply import Reply
 from integrations.milvus import admin_for
@@ -25,10 +29,25 @@ class StatusArgs(BaseModel):
 )
 def handle(ctx: Context, args: StatusArgs) -> Reply:
     env = ctx.require_env()
-    admin = admin_for(ctx.runtime, env)
-    version = admin.server_version()
-    collections = admin.inventory()
-    databases = sorted({c.database for c in collections} | set(admin.databases()))
+    release = _release_blocks(ctx, env)
+    try:
+        admin = admin_for(ctx.runtime, env)
+        version = admin.server_version()
+        collections = admin.inventory()
+        databases = sorted({c.database for c in collections} | set(admin.databases()))
+    except IntegrationError as exc:
+        if not release:
+            raise
+        # Milvus down is exactly when the release and pod state matter most: show what we have.
+        return Reply(
+            text=f"Milvus in {env.name} is not answering: {exc.message}",
+            blocks=[
+                bk.header(f"Milvus in {env.name}"),
+                *release,
+                bk.section(f":red_circle: Milvus is not answering: {bk.escape(exc.message)}"),
+            ],
+            data={"environment": env.name, "milvus_version": None, "collections": [], "error": exc.message},
+        )
     total_rows = sum(c.rows for c in collections)
     lines = []
     for c in collections:
@@ -45,6 +64,7 @@ def handle(ctx: Context, args: StatusArgs) -> Reply:
                 f"*Rows*\n{total_rows:,}",
             ]
         ),
+        *release,
     ]
     if lines:
         for start in range(0, len(lines), 20):
@@ -62,3 +82,12 @@ def handle(ctx: Context, args: StatusArgs) -> Reply:
             "collections": [c.as_data() for c in collections],
         },
     )
+
+
+def _release_blocks(ctx: Context, env: Environment) -> list[dict[str, Any]]:
+    """The Helm release's revision, chart, image and pod readiness, when the env is deployed by us."""
+    if env.helm is None:
+        return []
+    from commands.deploy import release_summary
+
+    return release_summary(ctx, env) or []
