@@ -24,6 +24,7 @@ from bot.console import BlockRenderer, ConsoleMessenger
 from bot.scheduler import jobs_from_config, run_job
 from tests.bot.reports_helpers import INST, NS, Known, backfilled_prometheus
 from tests.support.servers import free_port
+from tests.support.wait import wait_for
 
 ADMIN, VIEWER = "U0ADMIN", "U0VIEWER"
 
@@ -156,7 +157,7 @@ def test_scheduled_report_posts_once_per_scheduled_time(tmp_path: Path, history:
     settings.data_dir = tmp_path / "data"
     out = io.StringIO()
     messenger = ConsoleMessenger(out, BlockRenderer(color=False), files_dir=tmp_path / "files")
-    runtime = build_runtime(settings, messenger)
+    runtime = build_runtime(settings, lambda _store: messenger)
     specs = {s.job_id: s for s in jobs_from_config(runtime.config) if s.task == "report"}
     assert set(specs) == {"report:health:prod", "report:capacity:prod"}
     capacity = specs["report:capacity:prod"]
@@ -172,3 +173,47 @@ def test_scheduled_report_posts_once_per_scheduled_time(tmp_path: Path, history:
     assert shown.count("── message in #C0CAPACITY ──") == 1
     assert shown.count("file for #C0CAPACITY: ") == 2  # the two charts, uploaded next to the message
     assert (tmp_path / "files" / "capacity-memory-prod.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_scheduled_report_says_so_in_the_channel_when_prometheus_is_down(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    settings = load_settings(str(_config(tmp_path, url)))
+    settings.data_dir = tmp_path / "data"
+    out = io.StringIO()
+    messenger = ConsoleMessenger(out, BlockRenderer(color=False), files_dir=tmp_path / "f")
+    runtime = build_runtime(settings, lambda _store: messenger)
+    spec = next(s for s in jobs_from_config(runtime.config) if s.job_id == "report:health:prod")
+    summary = run_job(runtime, spec, dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.UTC))
+    assert summary is not None and summary.startswith(f"Prometheus at {url} is unreachable")
+    shown = out.getvalue()
+    assert "── message in #C0REPORTS ──" in shown
+    assert f":warning: *Health report for prod* could not be built: Prometheus at {url} is unreachable" in shown
+    code, listing, _ = _run(tmp_path, _config(tmp_path, url), "/milvus reports", as_json=True)
+    assert code == 0
+    last = {(r["kind"], r["environment"]): r["last_run"] for r in json.loads(listing)["data"]["reports"]}
+    assert last[("health", "prod")]["verdict"] == "failed"
+    assert last[("health", "prod")]["trigger"] == "schedule"
+
+
+def test_slack_gets_the_report_and_its_charts_through_files_upload_v2(
+    tmp_path: Path, history: Any, bot_server: Any, fake_slack: Any
+) -> None:
+    server = bot_server(_config(tmp_path, history.url).read_text())
+    response = server.slack.slash_command(
+        "capacity prod", user_id=ADMIN, channel_id="C0OPS", response_url=fake_slack.response_url("cap1")
+    )
+    assert response.status_code == 200
+    post = fake_slack.wait_for_response("cap1", lambda p: "Capacity report" in (p.text or ""), timeout=60)
+    assert post.text.startswith(":large_yellow_circle: Capacity report for prod: Needs attention")
+    assert any(b.get("type") == "actions" for b in post.body.get("blocks", []))
+
+    def uploaded() -> list[Any]:
+        files = [f for f in fake_slack.files() if f.completed and f.channel == "C0OPS"]
+        return files if len(files) == 2 else []
+
+    files = wait_for(uploaded, timeout=30, message=lambda: f"files so far: {fake_slack.files()}")
+    assert sorted(f.filename for f in files) == ["capacity-memory-prod.png", "capacity-rows-prod.png"]
+    assert all(f.content and f.content.startswith(b"\x89PNG") for f in files)
+    methods = {c.method for c in fake_slack.calls()}
+    assert {"files.getUploadURLExternal", "files.completeUploadExternal"} <= methods
+    assert "files.upload" not in methods
