@@ -28,7 +28,7 @@ from bot.config import Environment, KubernetesTarget, Role
 from bot.context import Context, Runtime
 from bot.errors import Conflict, IntegrationError, NotFound, UsageError, UserError
 from bot.helm_values import chart_version_for, deep_merge, parse_set, values_for
-from bot.redact import SECRET_KEY
+from bot.redact import SECRET_KEY, redact
 from bot.registry import action, command
 from bot.reply import Reply
 from bot.state import utcnow
@@ -357,7 +357,8 @@ class Preview:
         if self.blockers:
             blocks.append(bk.section("*Refused*\n" + "\n".join(f":no_entry: {bk.escape(b)}" for b in self.blockers)))
         if p.inputs.get("set"):
-            blocks.append(bk.context("Overrides: " + ", ".join(bk.code(s) for s in p.inputs["set"][:10])))
+            shown = redact(list(p.inputs["set"][:10]))  # --set minio.secretKey=... must not reach Slack
+            blocks.append(bk.context("Overrides: " + ", ".join(bk.code(s) for s in shown)))
         if p.inputs.get("plan"):
             blocks.append(bk.context(f"Resources from plan {bk.code(p.inputs['plan'])}"))
         return blocks

@@ -379,6 +379,18 @@ def test_injection_attempts_never_reach_helm(
     assert [c for c in fake_helm.calls() if c.command not in ("status", "get")] == []
 
 
+def test_secret_overrides_are_applied_but_never_shown(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-dev")
+    outcome = bot.run("/milvus deploy dev --dry-run --set externalS3.secretKey=hunter2-s3cr3t --set proxy.replicas=2")
+    assert outcome.exit_code == 0, outcome.reply.text
+    shown = json.dumps(outcome.reply.blocks) + outcome.reply.text + json.dumps(outcome.reply.data)
+    assert "hunter2-s3cr3t" not in shown
+    assert "externalS3.secretKey: ***" in shown and "proxy.replicas=2" in shown
+    assert "hunter2-s3cr3t" not in json.dumps([e.arguments for e in bot.runtime.audit.recent()])
+    [call] = fake_helm.calls("upgrade")
+    assert call.values["externalS3"] == {"secretKey": "hunter2-s3cr3t"}
+
+
 def test_set_value_with_flags_stays_a_value(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
     seed(fake_helm, fake_kube, "milvus-dev")
     outcome = bot.run("/milvus deploy dev --set 'log.level=info --post-renderer=/tmp/evil'")
