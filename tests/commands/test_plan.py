@@ -24,6 +24,7 @@ from bot.config import Config
 from bot.context import Runtime
 from bot.dispatch import Dispatcher, Outcome
 from bot.helm_values import values_for
+from bot.reply import Attachment
 from bot.settings import Settings
 from bot.sizing import parse_plan_input, plan
 from bot.state import Store
@@ -76,9 +77,20 @@ def make_config(tmp: Path, kubeconfig: Path | None = None, **extra: Any) -> dict
     return config
 
 
+class UploadRecordingMessenger(RecordingMessenger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.uploads: list[tuple[str, list[Attachment]]] = []
+
+    def upload(
+        self, channel: str, files: list[Attachment], *, thread_ref: str | None = None, comment: str = ""
+    ) -> None:
+        self.uploads.append((channel, files))
+
+
 class Bot:
     def __init__(self, tmp: Path, config: dict[str, Any]) -> None:
-        self.messenger = RecordingMessenger()
+        self.messenger = UploadRecordingMessenger()
         store = Store(f"sqlite:///{tmp / 'state.db'}")
         store.migrate()
         self.runtime = Runtime(
@@ -375,7 +387,10 @@ def test_the_form_submission_gives_the_same_plan_as_the_command(make_bot: Any) -
     )
     assert submitted.exit_code == 0, submitted.reply.text
     assert submitted.reply.data == typed
-    assert submitted.reply.files[0].filename == f"milvus-values-{typed['plan_id']}.yaml"
+    # A form's answer cannot carry files in Slack, so the values file went through the messenger.
+    assert submitted.reply.files == []
+    [(channel, files)] = bot.messenger.uploads
+    assert channel == "COPS" and files[0].filename == f"milvus-values-{typed['plan_id']}.yaml"
 
 
 def test_a_bad_form_submission_is_a_short_message(make_bot: Any) -> None:
@@ -543,3 +558,8 @@ def test_serve_no_arguments_opens_the_form_and_its_submission_plans(
     assert "11 query node(s) of 8c/32G" in posted.params["text"]
     # No message answered the slash command itself: the form was the answer.
     assert fake_slack.responses("form") == []
+    # The values file still reaches the channel the form was opened from.
+    fake_slack.wait_for_call("files.completeUploadExternal", timeout=30)
+    [uploaded] = [f for f in fake_slack.files() if f.completed]
+    assert uploaded.channel == "C0OPS" and uploaded.filename.startswith("milvus-values-p-")
+    assert yaml.safe_load(uploaded.content)["queryNode"]["replicas"] == 11
