@@ -159,22 +159,30 @@ def build_input(ctx: Context, raw: dict[str, Any], env: Environment | None) -> t
     return parse_plan_input(fields), sources
 
 
-def deploy_target(ctx: Context, env: Environment | None) -> tuple[str | None, str]:
+def deploy_target(ctx: Context, env: Environment | None, inp: PlanInput) -> tuple[str | None, str]:
     """The environment the deploy button offers, or why there is none."""
     envs = ctx.config.environments
     if env is not None:
         if env.helm is None:
             return None, f"`{env.name}` has no `helm:` section, so this bot does not deploy it."
-        return env.name, ""
-    deployable = [e for e in envs.values() if e.helm is not None]
-    if not deployable:
-        return None, "No environment is deployed with Helm by this bot; add a `helm:` section to one to deploy plans."
-    if len(envs) == 1:
-        return deployable[0].name, ""
-    first = next((e for e in deployable if not e.production), None)
-    if first is None:
-        return None, "Name the environment to deploy to: `/milvus plan <env> ...`."
-    return first.name, ""
+        target = env
+    else:
+        deployable = [e for e in envs.values() if e.helm is not None]
+        if not deployable:
+            return None, "No environment is deployed with Helm by this bot; add a `helm:` section to one to deploy."
+        found = deployable[0] if len(envs) == 1 else next((e for e in deployable if not e.production), None)
+        if found is None:
+            return None, "Name the environment to deploy to: `/milvus plan <env> ...`."
+        target = found
+    assert target.helm is not None
+    line = ".".join(target.helm.milvus_version.lstrip("vV").split(".")[:2])
+    if line != inp.milvus_version:
+        # deploy refuses a plan for another Milvus line; say so here rather than behind the button.
+        return None, (
+            f"`{target.name}` runs Milvus {target.helm.milvus_version}, this plan is for {inp.milvus_version}:"
+            f" plan with `/milvus plan {target.name} ...` to deploy there."
+        )
+    return target.name, ""
 
 
 # -- the reply ----------------------------------------------------------------------------------
@@ -335,7 +343,7 @@ def plan_reply(ctx: Context, raw: dict[str, Any]) -> Reply:
             Attachment(filename, render_values(p).encode(), title=f"Helm values for plan {plan_id} ({_describe(inp)})")
         )
         footer.append(f"Helm values attached as `{filename}` (chart {chart_version_for(inp.milvus_version)}).")
-        target, why_not = deploy_target(ctx, env)
+        target, why_not = deploy_target(ctx, env, inp)
         if target:
             buttons.insert(
                 0,

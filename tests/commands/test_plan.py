@@ -318,6 +318,10 @@ def test_deploy_button_offers_the_named_env_or_the_first_non_production_one(make
     lab = bot.run(f"/milvus plan lab {WORKED}")
     assert [b["action_id"] for b in buttons(lab)] == ["plan_prefill"]
     assert "`lab` has no `helm:` section" in all_text(lab)
+    # A plan for another Milvus line than the environment runs is not offered to it (deploy would refuse).
+    other_line = bot.run(f"/milvus plan {WORKED} --milvus-version 2.5")
+    assert [b["action_id"] for b in buttons(other_line)] == ["plan_prefill"]
+    assert "`staging` runs Milvus 2.6.15, this plan is for 2.5" in all_text(other_line)
     unknown = bot.run(f"/milvus plan stagin {WORKED}")
     assert unknown.exit_code == 1 and "Did you mean `staging`?" in unknown.reply.text
 
