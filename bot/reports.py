@@ -657,11 +657,16 @@ def _throttling_line(r: dict[str, Instant]) -> Line:
 # -- capacity -------------------------------------------------------------------------------------
 
 
-def _runway_status(when: dt.datetime | None, now: dt.datetime, th: HealthThresholds) -> Status:
-    if when is None:
-        return Status.green
-    days = (when - now).total_seconds() / DAY
-    return grade(-days, -th.runway_days_warn, -th.runway_days_crit)
+def _runway(fc: Forecast, now: dt.datetime, th: HealthThresholds) -> tuple[Status, str]:
+    """How soon the forecast runs out, as a status and a note for the line (empty when far off)."""
+    if fc.runs_out_at is None:
+        return Status.green, ""
+    days = (fc.runs_out_at - now).total_seconds() / DAY
+    status = grade(-days, -th.runway_days_warn, -th.runway_days_crit)
+    if status is Status.green:
+        return status, ""
+    when = "already" if days <= 0 else f"in {days:.1f} days"
+    return status, f"; reaches {fc.limit_label} {when} at the current growth"
 
 
 def _forecast(
@@ -758,7 +763,8 @@ def capacity_lines(
                 "rows",
                 "Rows",
                 Status.green,
-                f"{total:,.0f} in {len(rows_res.samples)} collections{growth_text}{source}",
+                f"{total:,.0f} in {len(rows_res.samples)} collection{'s' if len(rows_res.samples) != 1 else ''}"
+                f"{growth_text}{source}",
                 total,
                 details,
             )
@@ -811,7 +817,8 @@ def capacity_lines(
         )
         if fc:
             forecasts.append(fc)
-            status = worst([status, _runway_status(fc.runs_out_at, now, th)])
+            runway, note = _runway(fc, now, th)
+            status, text = worst([status, runway]), text + note
         lines.append(
             Line(
                 "local_disk",
@@ -849,7 +856,8 @@ def capacity_lines(
         fc = _forecast("etcd", "bytes", ranges.get("etcd_size"), size, quota, "the quota", now)
         if fc:
             forecasts.append(fc)
-            status = worst([status, _runway_status(fc.runs_out_at, now, th)])
+            runway, note = _runway(fc, now, th)
+            status, text = worst([status, runway]), text + note
         lines.append(Line("etcd", "etcd database", status, text, size))
     return lines, forecasts, facts
 
@@ -910,7 +918,8 @@ def _memory(
         now,
     )
     if fc:
-        status = worst([status, _runway_status(fc.runs_out_at, now, th)])
+        runway, note = _runway(fc, now, th)
+        status, text = worst([status, runway]), text + note
         facts["memory_runs_out_at"] = fc.runs_out_at
     details = [f"{bk.escape(x.labels.get('pod', '?'))}: {fmt_bytes(x.value)}" for x in mem.samples] if mem.ok else []
     return Line(key, label, status, text, used, details), fc, facts
@@ -941,7 +950,7 @@ def _backlog_line(r: dict[str, Instant]) -> Line:
     else:
         parts.append(f"compaction tasks not available ({_why(comp)})")
     if not index.ok and not comp.ok:
-        return not_available(key, label, "; ".join(parts))
+        return not_available(key, label, f"index tasks: {_why(index)}; compaction tasks: {_why(comp)}")
     # A backlog is normal briefly; it matters in the forecast of how fresh indexes are, not as an outage.
     return Line(key, label, Status.yellow if value >= 100 else Status.green, "; ".join(parts), value)
 

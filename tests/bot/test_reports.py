@@ -103,6 +103,7 @@ def test_capacity_forecasts_match_known_growth(history: Any, known: Known) -> No
     # Both run out within 30 days: yellow, and the verdict says so first.
     assert report.line("qn_memory").status is Status.yellow
     assert report.line("etcd").status is Status.yellow
+    assert report.line("etcd").text.endswith("; reaches the quota in 8.0 days at the current growth")
     assert report.verdict is Status.yellow
     assert report.blocks()[1]["text"]["text"].startswith(":large_yellow_circle: *Needs attention")
 
