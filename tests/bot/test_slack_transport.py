@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from pymilvus import MilvusClient
 
-from tests.support.bot_server import SIGNING_SECRET
+from tests.support.bot_server import SIGNING_SECRET, BotServer
 
 ADMIN, VIEWER, STRANGER = "U0ADMIN", "U0VIEWER", "U0STRANGER"
 
@@ -23,10 +24,10 @@ access:
 """
 
 
-@pytest.fixture
-def milvus_db(tmp_path):
+@pytest.fixture(scope="module")
+def milvus_db(tmp_path_factory):
     """A real Milvus Lite database with two collections, closed before the bot opens it."""
-    path = str(tmp_path / "milvus.db")
+    path = str(tmp_path_factory.mktemp("milvus") / "milvus.db")
     client = MilvusClient(path)
     client.create_collection("docs", dimension=8)
     client.insert("docs", [{"id": i, "vector": [i / 10] * 8} for i in range(25)])
@@ -40,9 +41,13 @@ def milvus_db(tmp_path):
     return path
 
 
-@pytest.fixture
-def bot(bot_server, milvus_db):
-    return bot_server(config_for(milvus_db))
+@pytest.fixture(scope="module")
+def bot(milvus_db, fake_slack_server, tmp_path_factory):
+    """One bot for the module: these tests only read, and each uses its own response_url."""
+    server = BotServer(tmp_path_factory.mktemp("bot"), fake_slack_server.url, config_for(milvus_db), {})
+    server.start()
+    yield server
+    server.close()
 
 
 def test_status_reports_real_collections_through_the_response_url(bot, fake_slack):
@@ -57,13 +62,18 @@ def test_status_reports_real_collections_through_the_response_url(bot, fake_slac
     assert "2 collections, 25 rows" in text
 
 
-def test_status_json_data_matches_the_contract(tmp_path, milvus_db):
+def test_status_json_data_matches_the_contract(tmp_path, milvus_db, bot):
     import json
     import os
     import subprocess
     import sys
 
-    (tmp_path / "c.yaml").write_text(config_for(milvus_db))
+    # Milvus Lite lets one process open a file; the module's bot has it, so take a copy.
+    import shutil
+
+    copy = tmp_path / "copy.db"
+    shutil.copytree(milvus_db, copy) if Path(milvus_db).is_dir() else shutil.copy(milvus_db, copy)
+    (tmp_path / "c.yaml").write_text(config_for(str(copy)))
     out = subprocess.run(
         [sys.executable, "-m", "bot", "run", "/milvus status", "--json", "--config", str(tmp_path / "c.yaml"),
          "--user", VIEWER],
@@ -101,8 +111,9 @@ def test_a_user_without_the_role_is_refused_and_the_refusal_is_audited(bot, fake
     assert "`audit`" in log and "denied" in log
 
 
-def test_roles_come_from_slack_user_groups(bot, fake_slack):
+def test_roles_come_from_slack_user_groups(bot_server, milvus_db, fake_slack):
     fake_slack.set_usergroup("S0READERS", ["U0GROUPIE"])
+    bot = bot_server(config_for(milvus_db))  # its own bot: group membership is cached for minutes
     bot.slack.slash_command("whoami", user_id="U0GROUPIE", response_url=fake_slack.response_url("who"))
     assert "`local`: viewer" in fake_slack.wait_for_response("who").all_text()
 
@@ -122,11 +133,18 @@ def test_user_text_is_escaped_so_it_cannot_mention_the_channel(bot, fake_slack):
     assert "<!channel>" not in reply
 
 
+def whoami_count(bot) -> float:
+    for line in bot.http.get("/metrics").text.splitlines():
+        if line.startswith('milvus_chatops_commands_total{command="whoami",outcome="ok"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def test_health_ready_and_metrics_endpoints(bot, fake_slack):
     assert bot.http.get("/healthz").text == "ok"
     assert bot.http.get("/readyz").status_code == 200
+    before = whoami_count(bot)
     bot.slack.slash_command("whoami", user_id=VIEWER, response_url=fake_slack.response_url("m"))
     fake_slack.wait_for_response("m")
-    metrics = bot.http.get("/metrics").text
-    assert 'milvus_chatops_commands_total{command="whoami",outcome="ok"} 1.0' in metrics
-    assert "milvus_chatops_command_duration_seconds_bucket" in metrics
+    assert whoami_count(bot) == before + 1
+    assert "milvus_chatops_command_duration_seconds_bucket" in bot.http.get("/metrics").text
