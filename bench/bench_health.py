@@ -7,7 +7,9 @@ drives a little traffic so the latency histograms have data, then times, in the 
 - the health report without its chart (all queries at once), and with the queries sent one by one;
 - the health report with its 24 h latency chart, cold (first chart in the process: matplotlib import)
   and warm;
-- the capacity report (7-day window) with charts.
+- the capacity report (7-day window) with charts;
+- the health report through a proxy adding 20 ms to every query (a remote or busy Prometheus),
+  concurrent and one at a time: where the thread pool pays off.
 
     .venv/bin/python bench/bench_health.py [--runs 10]
 """
@@ -19,8 +21,11 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,6 +45,26 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
         result = fn()
         times.append(time.perf_counter() - started)
     return statistics.median(times), max(times), result
+
+
+class _Latency(BaseHTTPRequestHandler):
+    """Forwards to Prometheus after a fixed delay: a Prometheus across a network, or a busy one."""
+
+    upstream = ""
+    delay_s = 0.02
+
+    def do_GET(self) -> None:
+        time.sleep(self.delay_s)
+        with urllib.request.urlopen(self.upstream + self.path, timeout=10) as resp:
+            body = resp.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 def traffic(uri: str, seconds: float) -> None:
@@ -95,6 +120,18 @@ def main() -> int:
                   f"{c_med * 1000:7.1f} ms / {c_max * 1000:7.1f} ms")
             print(f"capacity 7 d + 2 charts ({cap.queries:2d} queries)       "  # type: ignore[attr-defined]
                   f"{cap_med * 1000:7.1f} ms / {cap_max * 1000:7.1f} ms")
+            _Latency.upstream = prom_server.url
+            proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Latency)
+            threading.Thread(target=proxy.serve_forever, daemon=True).start()
+            far_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+            far, far_seq = connect(far_url), connect(far_url, workers=1)
+            f_med, f_max, _ = timed(lambda: build_health(far, env, th, charts=False), args.runs)
+            fs_med, fs_max, _ = timed(lambda: build_health(far_seq, env, th, charts=False), args.runs)
+            proxy.shutdown()
+            delay = _Latency.delay_s * 1000
+            far_label = f"health, no chart, +{delay:.0f} ms a query,"
+            print(f"{far_label} concurrent    {f_med * 1000:7.1f} ms / {f_max * 1000:7.1f} ms")
+            print(f"{far_label} one at a time {fs_med * 1000:7.1f} ms / {fs_max * 1000:7.1f} ms")
             print(f"verdict {h.verdict.value}: {h.verdict_text()}")  # type: ignore[attr-defined]
         finally:
             if prom_server:
