@@ -217,3 +217,17 @@ def test_slack_gets_the_report_and_its_charts_through_files_upload_v2(
     methods = {c.method for c in fake_slack.calls()}
     assert {"files.getUploadURLExternal", "files.completeUploadExternal"} <= methods
     assert "files.upload" not in methods
+
+
+def test_the_recommendation_button_opens_the_plan_prefilled(tmp_path: Path, history: Any) -> None:
+    config = _config(tmp_path, history.url)
+    argv = [sys.executable, "-m", "bot", "console", "--config", str(config), "--user", VIEWER]
+    env = {**os.environ, "MILVUS_CHATOPS_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run(
+        argv, input="/milvus capacity prod --no-chart\n1\nexit\n", capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "[1] Open /milvus plan" in proc.stdout
+    typed = proc.stdout.split("here, type `", 1)[1].split("`", 1)[0]
+    assert typed.startswith("/milvus plan prod ")
+    assert "--dim 128" in typed
