@@ -37,6 +37,7 @@ import hashlib
 import hmac
 import json
 import logging
+import queue
 import re
 import threading
 import uuid
@@ -85,11 +86,27 @@ MAX_PER_ALERT_SILENCES = 100
 MAX_ALERT_LINES = 20
 MAX_KEPT_RESOLVED = 200
 ZERO_TIME = "0001-01-01T00:00:00Z"
+# A crashed worker's lease blocks its successor this long at most.
+LEASE_TTL_S = 15.0
+# Groups folded per transaction; bounds how long a button press may wait for the group lock.
+GROUPS_PER_ROUND = 25
 
 # Intake wakes the worker in this process; other replicas find the rows on their next poll.
 _WAKE = threading.Event()
 # Changes to one group's state and the message rendered from it are enqueued in commit order.
 _GROUP_LOCK = threading.RLock()
+# Webhooks being stored right now in this process; the worker steps aside for them (see
+# _yield_to_intake), because Alertmanager is waiting on those answers and Slack is not.
+_intake_inflight = 0
+_intake_lock = threading.Lock()
+
+
+def _yield_to_intake(limit: float = 0.02) -> None:
+    import time
+
+    deadline = time.monotonic() + limit
+    while _intake_inflight and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 class BadWebhook(Exception):
@@ -273,6 +290,112 @@ def notification_dedupe_key(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+class _Pending:
+    __slots__ = ("done", "error", "result", "values")
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self.done = threading.Event()
+        self.result: tuple[str, int | None] = ("", None)
+        self.error: BaseException | None = None
+
+
+class _NotificationWriter:
+    """Group commit: webhooks arriving together share one transaction, so one fsync.
+
+    Alertmanager sends many groups at once during an outage; with SQLite's synchronous=FULL each
+    commit costs a disk flush, and committing them one by one queues every request behind the others.
+    Each request still waits until the transaction holding its row has committed.
+    """
+
+    _writers: dict[int, _NotificationWriter] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.queue: queue.Queue[_Pending] = queue.Queue()
+        self.lock = threading.Lock()
+        self.running = False
+
+    @classmethod
+    def for_store(cls, store: Any) -> _NotificationWriter:
+        with cls._registry_lock:
+            writer = cls._writers.get(id(store))
+            if writer is None or writer.store is not store:
+                writer = cls._writers[id(store)] = cls(store)
+            return writer
+
+    def submit(self, values: dict[str, Any], timeout: float = 30.0) -> tuple[str, int | None]:
+        item = _Pending(values)
+        with self.lock:
+            self.queue.put(item)
+            if not self.running:
+                self.running = True
+                threading.Thread(target=self._run, name="alert-intake-writer", daemon=True).start()
+        if not item.done.wait(timeout):
+            raise TimeoutError("the state store did not commit the notification in time")
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self.queue.get(timeout=5)
+            except queue.Empty:
+                with self.lock:
+                    if self.queue.empty():
+                        self.running = False
+                        return
+                continue
+            batch = [first]
+            while len(batch) < 200:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        try:
+            results = self._insert(batch)
+        except IntegrityError:
+            # Another replica stored one of these keys a moment ago: fall back to one by one.
+            results = []
+            for item in batch:
+                try:
+                    results.extend(self._insert([item]))
+                except IntegrityError:
+                    results.append(("duplicate", None))
+                except Exception as exc:
+                    item.error = exc
+                    results.append(("", None))
+        except Exception as exc:
+            for item in batch:
+                item.error = exc
+                item.done.set()
+            return
+        for item, result in zip(batch, results, strict=True):
+            item.result = result
+            item.done.set()
+
+    def _insert(self, batch: list[_Pending]) -> list[tuple[str, int | None]]:
+        t = schema.alert_notifications
+        results: list[tuple[str, int | None]] = []
+        with self.store.begin() as conn:
+            keys = [item.values["dedupe_key"] for item in batch]
+            seen = set(conn.execute(select(t.c.dedupe_key).where(t.c.dedupe_key.in_(keys))).scalars())
+            for item in batch:
+                key = item.values["dedupe_key"]
+                if key in seen:
+                    results.append(("duplicate", None))
+                    continue
+                seen.add(key)
+                inserted = conn.execute(insert(t).values(**item.values)).inserted_primary_key
+                results.append(("stored", int(inserted[0]) if inserted else None))
+        return results
+
+
 class AlertIntake:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -290,23 +413,29 @@ class AlertIntake:
         env_name = env.name if env else None
         severity = highest_severity(severity_of(a["labels"]) for a in data["alerts"])
         gid = group_id_for(env_name, data["groupKey"])
-        key = notification_dedupe_key(data)
+        values = {
+            "dedupe_key": notification_dedupe_key(data),
+            "group_id": gid,
+            "environment": env_name,
+            "group_key": data["groupKey"],
+            "severity": severity,
+            "payload": data,
+            "state": "pending",
+            "received_at": utcnow(),
+        }
+        global _intake_inflight
+        with _intake_lock:
+            _intake_inflight += 1
         try:
-            with self.runtime.store.begin() as conn:
-                result = conn.execute(
-                    insert(schema.alert_notifications).values(
-                        dedupe_key=key,
-                        group_id=gid,
-                        environment=env_name,
-                        group_key=data["groupKey"],
-                        severity=severity,
-                        payload=data,
-                        state="pending",
-                        received_at=utcnow(),
-                    )
-                )
-                notification_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-        except IntegrityError:
+            outcome, notification_id = _NotificationWriter.for_store(self.runtime.store).submit(values)
+        except Exception:
+            # Not stored: a 5xx makes Alertmanager retry, which is what we want.
+            log.exception("could not store an alertmanager notification for group %s", gid[:8])
+            return 503, {"error": "the bot could not store the notification; Alertmanager will retry"}
+        finally:
+            with _intake_lock:
+                _intake_inflight -= 1
+        if outcome == "duplicate":
             return 200, {"status": "duplicate", "group": gid}
         _WAKE.set()
         return 200, {"status": "stored", "id": notification_id, "group": gid, "environment": env_name}
@@ -708,7 +837,9 @@ def render_changes(group: AlertGroup, changes: list[Change]) -> Message:
 
 
 def load_group(runtime: Runtime, group_id: str) -> AlertGroup | None:
-    with runtime.store.begin() as conn:
+    """The group as last recorded. The lock makes a reader wait for a round in progress in this
+    process, whose messages may already be in Slack before its groups are committed."""
+    with _GROUP_LOCK, runtime.store.begin() as conn:
         row = conn.execute(select(schema.alert_groups).where(schema.alert_groups.c.id == group_id)).mappings().first()
     return AlertGroup.from_row(row) if row else None
 
@@ -723,6 +854,13 @@ def _save_group(conn: Any, group: AlertGroup) -> None:
         group.exists = True
 
 
+def load_groups(runtime: Runtime, group_ids: list[str]) -> dict[str, AlertGroup]:
+    t = schema.alert_groups
+    with runtime.store.begin() as conn:
+        rows = conn.execute(select(t).where(t.c.id.in_(group_ids))).mappings().all()
+    return {r["id"]: AlertGroup.from_row(r) for r in rows}
+
+
 def list_groups(
     runtime: Runtime, *, environment: str | None = None, include_resolved: bool = False
 ) -> list[AlertGroup]:
@@ -732,7 +870,7 @@ def list_groups(
         query = query.where(t.c.status == "firing")
     if environment is not None:
         query = query.where(t.c.environment == environment)
-    with runtime.store.begin() as conn:
+    with _GROUP_LOCK, runtime.store.begin() as conn:
         rows = conn.execute(query).mappings().all()
     groups = [AlertGroup.from_row(r) for r in rows]
     groups.sort(key=lambda g: (g.status != "firing", SEVERITY_RANK.get(g.severity, 9), g.first_seen))
@@ -779,10 +917,17 @@ class AlertWorker:
         poll_interval: float = 0.5,
         reconcile_interval: float = 30.0,
         missing_confirmations: int = 2,
+        settle: float = 1.0,
+        max_wait: float = 10.0,
         owner: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.poll_interval = poll_interval
+        # A group already in Slack is re-rendered once its notifications have paused for ``settle``
+        # seconds (at most ``max_wait`` after the first): during a storm each group then costs one
+        # update and one thread note instead of one per notification. New groups post at once.
+        self.settle = settle
+        self.max_wait = max_wait
         self.reconcile_interval = reconcile_interval
         self.missing_confirmations = missing_confirmations
         self.owner = owner or f"alerts-{uuid.uuid4().hex[:8]}"
@@ -790,6 +935,7 @@ class AlertWorker:
         self._thread: threading.Thread | None = None
         self._missing: dict[tuple[str, str], int] = {}
         self._next_reconcile = 0.0
+        self._lease_until = 0.0
 
     def start(self) -> None:
         self._stop.clear()
@@ -802,6 +948,7 @@ class AlertWorker:
         if self._thread:
             self._thread.join(timeout)
         self.runtime.store.release("alert-worker", self.owner)
+        self._lease_until = 0.0
 
     def _run(self) -> None:
         import time
@@ -818,89 +965,146 @@ class AlertWorker:
             if not did:
                 _WAKE.wait(self.poll_interval)
                 _WAKE.clear()
+                # Webhooks wake us constantly in a storm; look at most every 50 ms.
+                self._stop.wait(0.05)
 
     def run_once(self, limit: int = 500) -> int:
         """Process pending notifications; returns how many were handled."""
         store = self.runtime.store
-        # One worker across replicas, so two never render the same group from different states.
-        if store.acquire("alert-worker", self.owner, "turns alert notifications into Slack messages",
-                         dt.timedelta(seconds=60)) is None:
-            holder = store.holder("alert-worker")
-            if holder is None or holder.owner != self.owner:
-                return 0
-        try:
-            t = schema.alert_notifications
-            with store.begin() as conn:
-                rows = conn.execute(
-                    select(t).where(t.c.state.in_(("pending", "working"))).order_by(t.c.id).limit(limit)
-                ).mappings().all()
-            if not rows:
-                return 0
-            batches: dict[str, list[Any]] = {}
-            for row in rows:
-                batches.setdefault(row["group_id"], []).append(row)
-            # A batch interrupted by a crash is redone exactly as it was, so its dedupe keys repeat.
-            for gid, group_rows in batches.items():
-                working = [r for r in group_rows if r["state"] == "working"]
-                batches[gid] = working or group_rows
-            order = sorted(
-                batches.values(),
-                key=lambda rs: (SEVERITY_RANK.get(highest_severity(r["severity"] for r in rs), 9), rs[0]["id"]),
-            )
-            handled = 0
-            for group_rows in order:
-                if self._stop.is_set():
-                    break
-                self._process(group_rows)
-                handled += len(group_rows)
-            return handled
-        finally:
-            store.release("alert-worker", self.owner)
+        if not self._hold_lease():
+            return 0
+        t = schema.alert_notifications
+        with store.begin() as conn:
+            rows = conn.execute(
+                select(t).where(t.c.state.in_(("pending", "working"))).order_by(t.c.id).limit(limit)
+            ).mappings().all()
+        if not rows:
+            return 0
+        batches: dict[str, list[Any]] = {}
+        for row in rows:
+            batches.setdefault(row["group_id"], []).append(row)
+        # A batch interrupted by a crash is redone exactly as it was, so its dedupe keys repeat.
+        for gid, group_rows in batches.items():
+            working = [r for r in group_rows if r["state"] == "working"]
+            batches[gid] = working or group_rows
+        for gid in self._settling(batches):
+            del batches[gid]
+        order = sorted(
+            batches.values(),
+            key=lambda rs: (SEVERITY_RANK.get(highest_severity(r["severity"] for r in rs), 9), rs[0]["id"]),
+        )
+        handled = 0
+        for start in range(0, len(order), GROUPS_PER_ROUND):
+            if self._stop.is_set():
+                break
+            chunk = order[start : start + GROUPS_PER_ROUND]
+            self._process_round(chunk)
+            handled += sum(len(rows) for rows in chunk)
+        return handled
 
-    def _process(self, rows: list[Mapping[str, Any]]) -> None:
+    def _hold_lease(self) -> bool:
+        """One worker across replicas, so two never render the same group from different states.
+
+        Renewed well before it expires rather than taken per round: each take is a write transaction,
+        and those compete with the webhook for SQLite's single writer.
+        """
+        import time
+
+        if time.monotonic() < self._lease_until - LEASE_TTL_S / 2:
+            return True
+        store = self.runtime.store
+        holder = store.holder("alert-worker")
+        if holder is not None and holder.owner != self.owner:
+            return False
+        if holder is not None:
+            store.release("alert-worker", self.owner)
+        if store.acquire("alert-worker", self.owner, "turns alert notifications into Slack messages",
+                         dt.timedelta(seconds=LEASE_TTL_S)) is None:
+            return False
+        self._lease_until = time.monotonic() + LEASE_TTL_S
+        return True
+
+    def _settling(self, batches: dict[str, list[Any]]) -> list[str]:
+        """Groups already in Slack whose notifications are still arriving: wait for them to pause."""
+        if self.settle <= 0:
+            return []
+        g = schema.alert_groups
+        with self.runtime.store.begin() as conn:
+            firing = set(
+                conn.execute(select(g.c.id).where(g.c.id.in_(list(batches)), g.c.status == "firing")).scalars()
+            )
+        now = utcnow()
+        waiting = []
+        for gid, rows in batches.items():
+            if gid not in firing or any(r["state"] == "working" for r in rows):
+                continue
+            newest = max(as_utc(r["received_at"]) for r in rows)
+            oldest = min(as_utc(r["received_at"]) for r in rows)
+            if (now - newest).total_seconds() < self.settle and (now - oldest).total_seconds() < self.max_wait:
+                waiting.append(gid)
+        return waiting
+
+    def _process_round(self, batches: list[list[Any]]) -> None:
+        """Fold each group's batch into its state and queue its messages; record them all at once.
+
+        Rows are marked ``working`` first and ``done`` with the group states in one transaction at the
+        end: fewer write transactions leave SQLite's single writer free for the webhook, and a crash in
+        between redoes exactly these batches (the outbox dedupe keys then make the redo a no-op).
+        """
         runtime = self.runtime
         t = schema.alert_notifications
-        ids = [r["id"] for r in rows]
-        if any(r["state"] == "pending" for r in rows):
+        pending = [r["id"] for rows in batches for r in rows if r["state"] == "pending"]
+        if pending:
             with runtime.store.begin() as conn:
-                conn.execute(update(t).where(t.c.id.in_(ids)).values(state="working"))
+                conn.execute(update(t).where(t.c.id.in_(pending)).values(state="working"))
+        done: list[AlertGroup] = []
+        with _GROUP_LOCK:
+            known = load_groups(runtime, [rows[0]["group_id"] for rows in batches])
+            for rows in batches:
+                _yield_to_intake()
+                done.append(self._fold(known.get(rows[0]["group_id"]), rows))
+            with runtime.store.begin() as conn:
+                for group in done:
+                    _save_group(conn, group)
+                ids = [r["id"] for rows in batches for r in rows]
+                conn.execute(update(t).where(t.c.id.in_(ids)).values(state="done", processed_at=utcnow()))
+        for group in done:
+            if stale_acks(group):
+                expire_ack_silences(runtime, group.id, reason="the alerts resolved")
+
+    def _fold(self, group: AlertGroup | None, rows: list[Any]) -> AlertGroup:
+        runtime = self.runtime
         gid = rows[0]["group_id"]
         env_name = rows[0]["environment"]
         env = runtime.config.environments.get(env_name) if env_name else None
-        with _GROUP_LOCK:
-            group = load_group(runtime, gid)
-            changes: list[Change] = []
-            post_needed = False
-            last_id = 0
-            for row in rows:
-                payload = row["payload"]
-                starts_episode = group is not None and group.status == "resolved" and any(
-                    a["status"] == "firing" for a in payload["alerts"]
-                )
-                if starts_episode and group is not None and (changes or post_needed):
-                    # The previous episode ended within this batch: finish its message first.
-                    self._emit(group, changes, post_needed, last_id)
-                    changes, post_needed = [], False
-                severity = highest_severity(
-                    [row["severity"], *([group.severity] if group and group.status == "firing" else [])]
-                )
-                group, new_changes, new_episode = apply_notification(
-                    group, payload, group_id=gid, env=env_name,
-                    channel=channel_for(runtime.config, env, severity),
-                    notification_id=row["id"], received_at=as_utc(row["received_at"]),
-                )
-                if new_episode:
-                    post_needed, changes = True, []
-                else:
-                    changes.extend(new_changes)
-                last_id = row["id"]
-            assert group is not None
-            self._emit(group, changes, post_needed, last_id)
-            with runtime.store.begin() as conn:
-                _save_group(conn, group)
-                conn.execute(update(t).where(t.c.id.in_(ids)).values(state="done", processed_at=utcnow()))
-        if stale_acks(group):
-            expire_ack_silences(runtime, gid, reason="the alerts resolved")
+        changes: list[Change] = []
+        post_needed = False
+        last_id = 0
+        for row in rows:
+            payload = row["payload"]
+            starts_episode = group is not None and group.status == "resolved" and any(
+                a["status"] == "firing" for a in payload["alerts"]
+            )
+            if starts_episode and group is not None and (changes or post_needed):
+                # The previous episode ended within this batch: finish its message first.
+                self._emit(group, changes, post_needed, last_id)
+                changes, post_needed = [], False
+            severity = highest_severity(
+                [row["severity"], *([group.severity] if group and group.status == "firing" else [])]
+            )
+            group, new_changes, new_episode = apply_notification(
+                group, payload, group_id=gid, env=env_name,
+                channel=channel_for(runtime.config, env, severity),
+                notification_id=row["id"], received_at=as_utc(row["received_at"]),
+            )
+            if new_episode:
+                post_needed, changes = True, []
+            else:
+                changes.extend(new_changes)
+            last_id = row["id"]
+        assert group is not None
+        self._emit(group, changes, post_needed, last_id)
+        return group
 
     def _emit(self, group: AlertGroup, changes: list[Change], post_needed: bool, last_id: int) -> None:
         messenger = self.runtime.messenger
@@ -912,6 +1116,11 @@ class AlertWorker:
             messenger.post(group.channel, message, ref=group.ref, dedupe_key=f"alert-post:{group.id}:{group.episode}")
             return
         messenger.update(group.ref, message)
+        ts_of = getattr(messenger, "ts_of", None)
+        if changes and callable(ts_of) and ts_of(group.ref) is None:
+            # The message has not reached Slack yet: it will show these changes when it does, and a
+            # thread note about a message nobody has seen is noise (and costs a post slot).
+            changes = []
         if changes:
             messenger.post(
                 group.channel, render_changes(group, changes), thread_ref=group.ref,

@@ -1,0 +1,201 @@
+"""Alert storm: 1,000 alerts in 100 groups delivered to `milvus-chatops serve` by webhook, as fast as
+a few parallel senders can, the way Alertmanager does it (each group's notification lists all its
+alerts so far, so a group of 10 alerts arrives as 10 growing notifications).
+
+Measures, against the real server process (uvicorn, SQLite with synchronous=FULL, the outbox) and the
+fake Slack API on loopback:
+- webhook latency (p50 / p99 / max) — target p99 < 50 ms;
+- time from the first webhook until the first critical group is in Slack — target < 2 s;
+- total drain time (until every group's message shows all its alerts and the outbox is empty) against
+  the minimum Slack's rate limit allows (1 post per second per channel, for the posts actually made);
+- messages lost (groups missing or not showing their final state) and duplicated (a ref posted twice).
+
+    .venv/bin/python bench/bench_alert_storm.py [--groups 100] [--alerts-per-group 10] [--senders 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.bot.alerting_helpers import alert, notification  # noqa: E402
+from tests.support.bot_server import BotServer  # noqa: E402
+from tests.support.fake_slack import FakeSlack  # noqa: E402
+
+CONFIG = """
+environments:
+  prod:
+    milvus: {uri: "http://127.0.0.1:9"}
+channels:
+  ops: C0OPS
+  alerts: {critical: C0CRIT, warning: C0WARN, default: C0INFO}
+access:
+  - {role: operator, users: [U0OPERATOR]}
+"""
+CHANNEL = {"critical": "C0CRIT", "warning": "C0WARN", "info": "C0INFO"}
+
+
+def severity_for(group: int) -> str:
+    # 20 critical, 40 warning, 40 info per 100 groups, spread through the storm.
+    slot = group % 5
+    return "critical" if slot == 0 else "warning" if slot in (1, 2) else "info"
+
+
+def build_storm(groups: int, per_group: int) -> list[tuple[int, dict]]:
+    """Round-robin over groups so every group grows through the storm, as in a real outage."""
+    alerts = {
+        g: [
+            alert(f"StormGroup{g:03d}", severity=severity_for(g), environment="prod", pod=f"pod-{i}",
+                  starts=f"2026-11-25T12:{g % 60:02d}:{i:02d}Z")
+            for i in range(per_group)
+        ]
+        for g in range(groups)
+    }
+    storm = []
+    for size in range(1, per_group + 1):
+        for g in range(groups):
+            storm.append((g, notification(alerts[g][:size], group_by=("alertname",))))
+    return storm
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--groups", type=int, default=100)
+    parser.add_argument("--alerts-per-group", type=int, default=10)
+    parser.add_argument("--senders", type=int, default=8, help="parallel webhook senders")
+    parser.add_argument("--redeliver", type=float, default=0.1, help="share of notifications sent twice")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+
+    storm = build_storm(args.groups, args.alerts_per_group)
+    redeliveries = storm[:: max(1, int(1 / args.redeliver))] if args.redeliver else []
+    total_alerts = args.groups * args.alerts_per_group
+    slack = FakeSlack().start()
+    with tempfile.TemporaryDirectory(prefix="alert-storm-") as tmp:
+        bot = BotServer(Path(tmp), slack.url, CONFIG, {"MILVUS_CHATOPS_LOG_LEVEL": "WARNING"})
+        bot.start(timeout=60)
+        latencies: list[float] = []
+        answers: collections.Counter[str] = collections.Counter()
+        lock = threading.Lock()
+        local = threading.local()
+
+        def send(item: tuple[int, dict]) -> None:
+            import httpx
+
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = httpx.Client(base_url=bot.url, timeout=30)
+            body = json.dumps(item[1]).encode()
+            started = time.perf_counter()
+            response = client.post(
+                "/alertmanager", content=body,
+                headers={"Authorization": "Bearer test-webhook-token-0123456789", "Content-Type": "application/json"},
+            )
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                answers[f"{response.status_code} {response.json().get('status', response.json().get('error'))}"] += 1
+
+        try:
+            # Warm the connection pool and the server's code paths outside the measurement.
+            bot.http.get("/healthz")
+            storm_started = time.time()
+            with ThreadPoolExecutor(args.senders) as pool:
+                list(pool.map(send, storm))
+                list(pool.map(send, redeliveries))
+            storm_seconds = time.time() - storm_started
+
+            def first_post_at(channel: str) -> float | None:
+                calls = [c for c in slack.calls("chat.postMessage") if c.ok and c.params.get("channel") == channel]
+                return min((c.at for c in calls), default=None)
+
+            expected = {
+                f"StormGroup{g:03d}": (CHANNEL[severity_for(g)], f"FIRING ({args.alerts_per_group})")
+                for g in range(args.groups)
+            }
+
+            def final_state() -> tuple[int, int]:
+                shown = 0
+                for message in slack.messages():
+                    text = message.text or ""
+                    name = text.split("] ", 1)[1].split(" ", 1)[0] if "] " in text else ""
+                    if name in expected and expected[name][1].replace(" (", ":").rstrip(")") in text:
+                        shown += 1
+                return shown, len(slack.messages())
+
+            deadline = time.time() + args.timeout
+            while time.time() < deadline:
+                shown, _ = final_state()
+                if shown == args.groups:
+                    break
+                time.sleep(0.2)
+            drained_at = time.time()
+            # Let anything still queued (thread notes) go out, then look for duplicates.
+            quiet_since = time.time()
+            seen = len(slack.calls())
+            while time.time() - quiet_since < 3 and time.time() < deadline:
+                time.sleep(0.5)
+                if len(slack.calls()) != seen:
+                    seen, quiet_since = len(slack.calls()), time.time()
+            all_done_at = quiet_since
+        finally:
+            bot.close()
+            slack.stop()
+
+    posts = [c for c in slack.calls("chat.postMessage") if c.ok]
+    refs = collections.Counter()
+    for call in posts:
+        metadata = call.params.get("metadata")
+        metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+        refs[metadata["event_payload"]["ref"]] += 1
+    duplicated = sum(n - 1 for n in refs.values() if n > 1)
+    top_level = collections.Counter(
+        (m.text or "").split("] ", 1)[1].split(" ", 1)[0] for m in slack.messages() if "] " in (m.text or "")
+    )
+    duplicated += sum(n - 1 for n in top_level.values() if n > 1)
+    shown, _ = final_state()
+    lost = args.groups - shown
+    per_channel = collections.Counter(c.params.get("channel") for c in posts)
+    rate_minimum = max(per_channel.values()) * 1.0 if per_channel else 0.0
+    group_minimum = max(collections.Counter(CHANNEL[severity_for(g)] for g in range(args.groups)).values())
+    first_critical = first_post_at("C0CRIT")
+    updates = len([c for c in slack.calls("chat.update") if c.ok])
+
+    ms = [x * 1000 for x in latencies]
+    print(f"alert storm: {total_alerts} alerts in {args.groups} groups, {len(storm)} webhooks "
+          f"+ {len(redeliveries)} redeliveries, {args.senders} senders")
+    print(f"webhook answers: {dict(answers)}")
+    print(f"webhook latency ms: p50 {statistics.median(ms):.1f}  p99 {percentile(ms, 0.99):.1f}  "
+          f"max {max(ms):.1f}  (target p99 < 50)")
+    print(f"webhooks delivered in {storm_seconds:.2f} s ({len(latencies) / storm_seconds:.0f}/s)")
+    if first_critical is not None:
+        print(f"first critical group in Slack after {first_critical - storm_started:.2f} s (target < 2)")
+    else:
+        print("first critical group in Slack: never")
+    print(f"drain: every group's final state in Slack after {drained_at - storm_started:.1f} s; "
+          f"all traffic done after {all_done_at - storm_started:.1f} s")
+    print(f"posts per channel: {dict(per_channel)} (group messages + thread notes); chat.update calls: {updates}")
+    print(f"rate-limit minimum for these posts: {rate_minimum:.0f} s (busiest channel at 1/s); "
+          f"for one post per group only: {group_minimum} s")
+    print(f"lost: {lost}  duplicated: {duplicated}")
+    return 0 if lost == 0 and duplicated == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
