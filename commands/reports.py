@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -83,12 +84,12 @@ def deliver(runtime: Any, kind: Kind, env_name: str, channel: str, *, trigger: s
         )
         record_run(runtime.store, kind, env_name, trigger=trigger, by=by, verdict="failed", summary=exc.message)
         raise
-    now = report.generated_at
+    # Scheduled runs are claimed once per scheduled time by the scheduler; an admin's run-now is
+    # meant to post every time, so no dedupe key here. The ref is unique so the charts thread on it.
     ref = runtime.messenger.post(
         channel,
         report.message(),
-        ref=f"report:{kind}:{env_name}:{now:%Y%m%dT%H%M%S}",
-        dedupe_key=f"report:{kind}:{env_name}:{now:%Y%m%dT%H%M}:{trigger}",
+        ref=f"report:{kind}:{env_name}:{report.generated_at:%Y%m%dT%H%M%S}:{uuid.uuid4().hex[:8]}",
     )
     if report.charts:
         runtime.messenger.upload(channel, report.charts, thread_ref=ref, comment=report.title())
