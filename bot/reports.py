@@ -206,7 +206,11 @@ class Report:
         elif verdict is Status.green:
             head = "All measured checks are green"
         else:
-            head = "Nothing could be measured"
+            return "Nothing could be measured"
+        unknown, total = counts[Status.unknown], len(self.lines)
+        if unknown * 2 > total:
+            # A green verdict on a small part of the checks must not read like a clean bill of health.
+            missing = f" (only {total - unknown} of {total} checks could be measured)"
         return head + missing
 
     def title(self) -> str:
