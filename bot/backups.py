@@ -840,6 +840,8 @@ def _describe_for_backup(client: Any, name: str) -> CollectionEntry:
             )
         # Reading needs a loaded collection; loading is what the operator would do by hand.
         _milvus_call(f"load {name}", client.load_collection, name)
+    # Sealed segments read several times faster than growing ones; milvus-backup flushes first too.
+    _milvus_call(f"flush {name}", client.flush, name)
     count = _milvus_call(f"count rows of {name}", _count, client, name)
     return CollectionEntry(name, spec, indexes, partitions, partition_key, count_at_start=count)
 
@@ -1042,6 +1044,7 @@ class CollectionResult:
     sampled: int
     sample_mismatches: list[str]
     seconds: float
+    insert_seconds: float = 0.0  # of ``seconds``: creating the collection and inserting the rows
 
 
 @dataclass
@@ -1122,11 +1125,13 @@ def restore_backup(
             _create_collection(client, entry, temp)
             temps.append(temp)
             _load_objects(client, store, base, entry, temp, meter, insert_batch_rows)
+            inserted = time.perf_counter() - t0
             _build_indexes(client, entry, temp)
             restored, sampled, mismatches = _check_restored(client, store, base, entry, temp)
             results.append(
                 CollectionResult(
-                    entry.name, target, entry.rows, restored, sampled, mismatches, time.perf_counter() - t0
+                    entry.name, target, entry.rows, restored, sampled, mismatches, time.perf_counter() - t0,
+                    inserted,
                 )
             )
         bad = [r for r in results if r.rows_restored != r.rows_expected or r.sample_mismatches]
@@ -1291,6 +1296,8 @@ def _load_objects(client: Any, store: ObjectStore, base: str, entry: CollectionE
 
 
 def _build_indexes(client: Any, entry: CollectionEntry, name: str) -> None:
+    # Sealing the inserted data first makes the index build and the load work on whole segments.
+    _milvus_call(f"flush {name}", client.flush, name)
     if entry.indexes:
         params = client.prepare_index_params()
         for index in entry.indexes:
