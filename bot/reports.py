@@ -721,16 +721,39 @@ def _forecast(
     )
 
 
-def _labels_name(labels: dict[str, str]) -> str:
+def _labels_name(labels: dict[str, str], by_id: dict[str, str] | None = None) -> str:
     name = labels.get("collection_name")
     db = labels.get("db_name")
     if name:
         return f"{db}.{name}" if db else name
-    return f"collection id {labels.get('collection_id', '?')}"
+    cid = labels.get("collection_id", "?")
+    if by_id and cid in by_id:
+        return f"{by_id[cid]} (id {cid})"
+    return f"collection id {cid}"
+
+
+CollectionNames = Callable[[], dict[str, str]]
+
+
+def collection_names_from(client: Any, *, timeout_s: float = 10.0, limit: int = 200) -> CollectionNames:
+    """Collection id -> name from Milvus, for versions whose metrics carry only ids (2.3)."""
+
+    def names() -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name in list(client.list_collections(timeout=timeout_s))[:limit]:
+            described = client.describe_collection(name, timeout=timeout_s)
+            out[str(described.get("collection_id"))] = name
+        return out
+
+    return names
 
 
 def capacity_lines(
-    r: dict[str, Instant], ranges: dict[str, Range], th: HealthThresholds, now: dt.datetime
+    r: dict[str, Instant],
+    ranges: dict[str, Range],
+    th: HealthThresholds,
+    now: dt.datetime,
+    names: CollectionNames | None = None,
 ) -> tuple[list[Line], list[Forecast], dict[str, Any]]:
     lines: list[Line] = []
     forecasts: list[Forecast] = []
@@ -740,17 +763,24 @@ def capacity_lines(
     rows_res = r["rows_rootcoord"] if r["rows_rootcoord"].ok else r["rows_datacoord"]
     if rows_res.ok:
         source = "" if rows_res is r["rows_rootcoord"] else " (flushed rows only: this Milvus has no row count metric)"
+        by_id: dict[str, str] = {}
+        if names is not None and any("collection_name" not in x.labels for x in rows_res.samples):
+            try:
+                by_id = names()
+            except Exception as exc:  # names are a courtesy: the row counts stand without them
+                log.info("collection names not available: %s", exc)
+                source += "; collection names not available from Milvus"
         growth: dict[str, float] = {}
         by_coll = ranges.get("rows_by_collection")
         if by_coll is not None and by_coll.ok:
             for s in by_coll.series:
                 fit = linear_fit(s.points)
                 if fit is not None and fit.window_s >= MIN_FIT_WINDOW_S:
-                    growth[_labels_name(s.labels)] = fit.slope * DAY
+                    growth[_labels_name(s.labels, by_id)] = fit.slope * DAY
         total = sum(x.value for x in rows_res.samples)
         details = []
         for x in sorted(rows_res.samples, key=lambda x: -x.value):
-            name = _labels_name(x.labels)
+            name = _labels_name(x.labels, by_id)
             g = growth.get(name)
             per_day = f", {'+' if g >= 0 else ''}{fmt_num(g)}/day" if g is not None else ""
             details.append(f"{bk.escape(name)}: {x.value:,.0f} rows{per_day}")
@@ -1055,13 +1085,14 @@ def build_capacity(
     window: dt.timedelta = dt.timedelta(days=7),
     charts: bool = True,
     now: dt.datetime | None = None,
+    collection_names: CollectionNames | None = None,
 ) -> Report:
     started = time.perf_counter()
     before = prom.queries_issued
     now = now or dt.datetime.now(dt.UTC)
     results, ranges = _together(prom, capacity_queries(env), capacity_range_queries(env), now, window)
     _fail_if_down([*results.values(), *ranges.values()], prom)
-    lines, forecasts, facts = capacity_lines(results, ranges, thresholds, now)
+    lines, forecasts, facts = capacity_lines(results, ranges, thresholds, now, collection_names)
     report = Report(
         "capacity", env.name, prom.url, now, lines, forecasts=forecasts, series=ranges, window_s=window.total_seconds()
     )
@@ -1134,9 +1165,26 @@ def make_report(
         th = runtime.config.health_thresholds
         if kind == "health":
             return build_health(prom, env, th, charts=charts)
-        return build_capacity(prom, env, th, window=window or dt.timedelta(days=7), charts=charts)
+        return build_capacity(
+            prom,
+            env,
+            th,
+            window=window or dt.timedelta(days=7),
+            charts=charts,
+            collection_names=_names_via_milvus(runtime, env),
+        )
     finally:
         prom.close()
+
+
+def _names_via_milvus(runtime: Any, env: Environment) -> CollectionNames:
+    def names() -> dict[str, str]:
+        from integrations.milvus import client_for
+
+        client = client_for(runtime, env.milvus, env.name)
+        return collection_names_from(client, timeout_s=env.milvus.timeout_s)()
+
+    return names
 
 
 def record_run(store: Any, kind: Kind, env: str, *, trigger: str, by: str, verdict: str, summary: str) -> None:

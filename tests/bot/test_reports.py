@@ -28,6 +28,7 @@ from bot.reports import (
     build_health,
     capacity_lines,
     capacity_queries,
+    collection_names_from,
     health_lines,
     health_queries,
     linear_fit,
@@ -202,7 +203,7 @@ def milvus_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         wait_for(lambda: p.query('up{job="milvus"} == 1'), timeout=30, message="Prometheus never scraped Milvus")
         client = MilvusClient(uri=milvus.uri)
         did = _workload(client, p)
-        yield {"prom": prom, "milvus": milvus, "did": did}
+        yield {"prom": prom, "milvus": milvus, "did": did, "client": client}
         client.close()
     finally:
         if prom:
@@ -299,9 +300,22 @@ def test_capacity_of_a_real_milvus_matches_what_the_test_did(milvus_world: dict[
 
     rows = report.line("rows")
     assert rows.value == 4200
-    # 2.3.5 labels rows with collection_id only: the report names them by id.
+    # 2.3.5 labels rows with collection_id only: without Milvus at hand the report names them by id,
     for cid, name in did["ids"].items():
         assert f"collection id {cid}: {did['rows'][name]:,} rows" in rows.details
+    # and with it, by name.
+    named = build_capacity(
+        connect(url),
+        _env(url),
+        TH,
+        window=dt.timedelta(minutes=10),
+        charts=False,
+        collection_names=collection_names_from(milvus_world["client"]),
+    ).line("rows")
+    assert named.details == [
+        f"{name} (id {cid}): {did['rows'][name]:,} rows"
+        for cid, name in sorted(did["ids"].items(), key=lambda item: -did["rows"][item[1]])
+    ]
     assert "flushed rows only" in rows.text
     assert "growth not measured: only" in rows.text  # seconds of data are no trend
 
