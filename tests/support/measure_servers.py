@@ -7,6 +7,7 @@ Numbers for docs/readme/testing.md; not a test.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -57,6 +58,7 @@ def main() -> None:
     measure("milvus-lite server", lambda: servers.start_milvus_lite_server(base / "lite"))
     measure("postgresql", servers.start_postgres)
     measure("milvus 2.3.5 server", lambda: servers.start_milvus_server(base / "milvus"))
+    shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
