@@ -1287,8 +1287,13 @@ def _load_objects(client: Any, store: ObjectStore, base: str, entry: CollectionE
                   batch_rows: int | None) -> None:
     cols = columns_for(entry.schema)
     batch = batch_rows or max(500, min(10_000, 2_000_000 // _row_bytes(cols)))
+    # auto_id collections refuse inserted keys: Milvus assigns new ones (the manifest's counts still hold).
+    drop_key = _pk_field(entry.schema)["name"] if entry.schema["auto_id"] else None
     for obj, rows in _fetch_objects(store, base, entry, cols):
         partition = obj.partition if obj.partition and not entry.partition_key else ""
+        if drop_key:
+            for row in rows:
+                row.pop(drop_key, None)
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
             _milvus_call(f"insert into {temp}", client.insert, temp, chunk, partition_name=partition)
