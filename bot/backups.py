@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from bot import blocks as bk
 from bot import schema
@@ -814,11 +815,22 @@ def create_backup(
         store.put(f"{base}/{MANIFEST}", manifest.to_bytes())
     except BaseException as exc:
         _db_update(runtime, backup_id, state="failed", finished_at=utcnow(), error=_short(exc))
+        _discard(store, base)
         raise
     done = manifest.record(record.location, user, trigger)
     _db_update(runtime, backup_id, state="complete", rows=done.rows, bytes=done.bytes, finished_at=done.finished_at)
     progress(meter.line())
     return done
+
+
+def _discard(store: ObjectStore, base: str) -> None:
+    """Best effort: remove what a failed backup wrote. If the store is down, the sweep does it later."""
+    try:
+        keys = [o.key for o in store.list(f"{base}/")]
+        if keys:
+            store.delete(keys)
+    except Exception:
+        log.warning("could not remove the objects of failed backup %s yet; the sweep will", base, exc_info=True)
 
 
 def _short(exc: BaseException) -> str:
@@ -920,7 +932,9 @@ def list_backups(runtime: Runtime, env: Environment) -> Listing:
                 adopted = manifest.record(f"{store.location}/{_backup_dir(env.name, backup_id)}",
                                           record.created_by if record else "", record.trigger if record else "found")
                 if record is None:
-                    _db_insert(runtime, adopted)
+                    # Another listing may adopt it at the same moment; either insert will do.
+                    with contextlib.suppress(IntegrityError):
+                        _db_insert(runtime, adopted)
                 _db_update(runtime, backup_id, state="complete", rows=adopted.rows, bytes=adopted.bytes,
                            finished_at=adopted.finished_at, error=None)
                 record = adopted
