@@ -27,6 +27,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import logging
 import queue
@@ -408,7 +409,14 @@ def rows_to_batch(rows: list[dict[str, Any]], cols: list[Column], schema_: pa.Sc
             continue
         values = [r.get(col.name) for r in rows]
         if col.encoding == "vector":
-            matrix = np.asarray(values, dtype=np.float32).reshape(len(values), col.dim)
+            # fromiter over the chained lists is about twice as fast as asarray on a list of lists,
+            # and this conversion competes with reading Milvus for the same CPU.
+            try:
+                matrix = np.fromiter(itertools.chain.from_iterable(values), dtype=np.float32,  # type: ignore[arg-type]
+                                     count=len(values) * col.dim)
+            except (TypeError, ValueError):
+                matrix = np.asarray(values, dtype=np.float32)
+            matrix = matrix.reshape(len(values), col.dim)
             arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), col.dim))
         elif col.encoding == "binary":
             arrays.append(
