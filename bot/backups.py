@@ -1655,17 +1655,22 @@ def scheduled_backup(runtime: Runtime, *, env: str, **_: Any) -> str:
         except Exception:
             log.exception("cleanup of incomplete backups in %s failed; backing up anyway", env)
         record = create_backup(runtime, environment, user="scheduler", trigger="schedule", progress=progress)
-        deleted = apply_retention(runtime, environment)
     except Exception as exc:
         reason = getattr(exc, "message", None) or "unexpected error; see the bot's log"
         text = f":x: Scheduled backup of {env} failed after {time.perf_counter() - started:.0f} s: {reason}"
         if posted:
             runtime.messenger.update(ref, Message(text, [bk.section(bk.escape(text))]))
         raise
+    took = time.perf_counter() - started
+    try:
+        deleted = apply_retention(runtime, environment)
+        retention = f"; retention deleted {', '.join(deleted)}" if deleted else ""
+    except Exception as exc:  # the backup is good; old ones simply stay until the next run
+        log.exception("retention in %s failed", env)
+        retention = f"; retention could not run: {getattr(exc, 'message', None) or type(exc).__name__}"
     summary = (
         f"Backup {record.id}: {len(record.collections)} collection(s), {record.rows:,} rows, "
-        f"{human_bytes(record.bytes)} in {time.perf_counter() - started:.0f} s"
-        + (f"; retention deleted {', '.join(deleted)}" if deleted else "")
+        f"{human_bytes(record.bytes)} in {took:.0f} s{retention}"
     )
     if posted:
         done = f":white_check_mark: {summary}"

@@ -13,7 +13,7 @@ from bot.approvals import ApprovalRequest, Approvals, approval_executor
 from bot.args import positional
 from bot.config import Environment, Role
 from bot.context import Context
-from bot.errors import NotFound
+from bot.errors import ChatOpsError, NotFound
 from bot.registry import command
 from bot.reply import Reply
 from bot.state import utcnow
@@ -67,7 +67,11 @@ def create(ctx: Context, args: CreateArgs) -> Reply:
     record = backups.create_backup(
         ctx.runtime, env, args.collections or None, user=ctx.user.user_id, trigger="manual", progress=ctx.progress
     )
-    deleted = backups.apply_retention(ctx.runtime, env)
+    retention_error = None
+    try:
+        deleted = backups.apply_retention(ctx.runtime, env)
+    except ChatOpsError as exc:  # the backup itself is good; say so, and why old ones stay
+        deleted, retention_error = [], exc.message
     seconds = time.perf_counter() - started
     text = (
         f"Backup {record.id} of {env.name} is complete: {len(record.collections)} collection(s), "
@@ -84,6 +88,8 @@ def create(ctx: Context, args: CreateArgs) -> Reply:
     ]
     if deleted:
         blocks.append(bk.context(f"Retention deleted {len(deleted)} older backup(s): {bk.escape(', '.join(deleted))}"))
+    if retention_error:
+        blocks.append(bk.context(f":warning: Retention could not run: {bk.escape(retention_error)}"))
     return Reply(text=text, blocks=blocks, data=record.as_data(), response_type="in_channel")
 
 
