@@ -43,8 +43,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _load_in_child(url: str, secret: str, response_url: str, requests: int, clients: int, slash: bool,
-                   out: Any) -> None:
+def _load_in_child(
+    url: str, secret: str, response_url: str, requests: int, clients: int, slash: bool, out: Any
+) -> None:
     """Runs in its own process so the load generator does not share a GIL with the fake Slack."""
     import asyncio
 
@@ -53,6 +54,7 @@ def _load_in_child(url: str, secret: str, response_url: str, requests: int, clie
     async def run() -> list[float]:
         latencies: list[float] = []
         async with httpx.AsyncClient(base_url=url, timeout=10, limits=httpx.Limits(max_connections=clients)) as http:
+
             async def client(n: int) -> None:
                 for _ in range(n):
                     started = time.perf_counter()
@@ -99,8 +101,10 @@ def main() -> None:
 
     baseline = wall([sys.executable, "-c", "pass"])
     help_time = wall([sys.executable, "-m", "bot", "--help"])
-    print(f"--help: {help_time * 1000:.0f} ms median (python -c pass: {baseline * 1000:.0f} ms; "
-          f"ratio {help_time / baseline:.1f}x); target < 500 ms")
+    print(
+        f"--help: {help_time * 1000:.0f} ms median (python -c pass: {baseline * 1000:.0f} ms; "
+        f"ratio {help_time / baseline:.1f}x); target < 500 ms"
+    )
 
     with FakeSlack() as slack, tempfile.TemporaryDirectory() as tmp:
         server = BotServer(Path(tmp), slack.url, None, {"MILVUS_CHATOPS_LOG_LEVEL": "WARNING"})
@@ -117,10 +121,14 @@ def main() -> None:
         acks = load(server.url, server.slack.secret, slack.response_url("bench"), args.requests, args.clients, True)
         p50, p99 = percentile(acks, 0.5) * 1000, percentile(acks, 0.99) * 1000
         h50, h99 = percentile(health, 0.5) * 1000, percentile(health, 0.99) * 1000
-        print(f"ack of signed /milvus status, {args.clients} clients, {len(acks)} requests: "
-              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(acks) * 1000:.0f} ms (target p99 < 100 ms, ceiling 3000 ms)")
-        print(f"baseline GET /healthz under the same load: p50 {h50:.1f} ms, p99 {h99:.1f} ms; "
-              f"ack/healthz p99 ratio {p99 / h99:.1f}x")
+        print(
+            f"ack of signed /milvus status, {args.clients} clients, {len(acks)} requests: "
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(acks) * 1000:.0f} ms (target p99 < 100 ms, ceiling 3000 ms)"
+        )
+        print(
+            f"baseline GET /healthz under the same load: p50 {h50:.1f} ms, p99 {h99:.1f} ms; "
+            f"ack/healthz p99 ratio {p99 / h99:.1f}x"
+        )
         print(f"serve RSS after the load: {rss_mib(server.proc.pid):.0f} MiB")
         server.close()
 

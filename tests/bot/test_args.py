@@ -28,7 +28,9 @@ def test_counts_accept_suffixes(text, expected):
     assert parse(f"--vectors {text}").vectors == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [("512Gi", 512 * 2**30), ("100GB", 100 * 10**9), ("1.5Ti", int(1.5 * 2**40))])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("512Gi", 512 * 2**30), ("100GB", 100 * 10**9), ("1.5Ti", int(1.5 * 2**40))]
+)
 def test_byte_sizes_accept_binary_and_decimal_suffixes(text, expected):
     assert parse(f"--vectors 1 --disk {text}").disk == expected
 

@@ -16,7 +16,12 @@ def cli(*args: str, data_dir: Path, stdin: str | None = None, timeout: float = 1
     env = {**os.environ, "MILVUS_CHATOPS_DATA_DIR": str(data_dir)}
     env.pop("MILVUS_CHATOPS_CONFIG", None)
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True, env=env, cwd=ROOT,
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
         timeout=timeout,
     )
 
@@ -49,8 +54,10 @@ def test_run_json_prints_one_object_and_exit_codes_tell_ok_from_user_error(tmp_p
 
 def test_an_unreachable_milvus_is_exit_2_with_a_reference_and_no_traceback(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text("environments:\n  prod:\n    milvus: {uri: 'http://127.0.0.1:9', timeout_s: 2}\n"
-                      "access:\n  - {role: viewer, users: [U1]}\n")
+    config.write_text(
+        "environments:\n  prod:\n    milvus: {uri: 'http://127.0.0.1:9', timeout_s: 2}\n"
+        "access:\n  - {role: viewer, users: [U1]}\n"
+    )
     out = cli("run", "/milvus status prod", "--config", str(config), "--user", "U1", data_dir=tmp_path)
     assert out.returncode == 2
     assert "Milvus at http://127.0.0.1:9" in out.stdout and "reference" in out.stdout
@@ -67,8 +74,9 @@ def test_check_config_names_the_bad_key(tmp_path):
 
 def test_check_config_reports_unreachable_integrations(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text("environments:\n  prod:\n    milvus: {uri: 'http://127.0.0.1:9'}\n"
-                      "    prometheus_url: http://127.0.0.1:9\n")
+    config.write_text(
+        "environments:\n  prod:\n    milvus: {uri: 'http://127.0.0.1:9'}\n    prometheus_url: http://127.0.0.1:9\n"
+    )
     out = cli("check-config", "--config", str(config), data_dir=tmp_path)
     assert out.returncode == 2
     assert "prod: prometheus: FAILED: 127.0.0.1:9 unreachable" in out.stdout

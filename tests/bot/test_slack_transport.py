@@ -65,19 +65,32 @@ def test_status_reports_real_collections_through_the_response_url(bot, fake_slac
 def test_status_json_data_matches_the_contract(tmp_path, milvus_db, bot):
     import json
     import os
-    import subprocess
-    import sys
 
     # Milvus Lite lets one process open a file; the module's bot has it, so take a copy.
     import shutil
+    import subprocess
+    import sys
 
     copy = tmp_path / "copy.db"
     shutil.copytree(milvus_db, copy) if Path(milvus_db).is_dir() else shutil.copy(milvus_db, copy)
     (tmp_path / "c.yaml").write_text(config_for(str(copy)))
     out = subprocess.run(
-        [sys.executable, "-m", "bot", "run", "/milvus status", "--json", "--config", str(tmp_path / "c.yaml"),
-         "--user", VIEWER],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "MILVUS_CHATOPS_DATA_DIR": str(tmp_path / "d")},
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "/milvus status",
+            "--json",
+            "--config",
+            str(tmp_path / "c.yaml"),
+            "--user",
+            VIEWER,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MILVUS_CHATOPS_DATA_DIR": str(tmp_path / "d")},
     )
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)

@@ -12,8 +12,13 @@ from tests.commands.test_deploy import MILVUS_LABELS, Bot, config_yaml, seed
 
 def test_status_adds_the_release_and_pod_readiness(tmp_path: Path, fake_helm, fake_kube):
     seed(fake_helm, fake_kube, "milvus-dev")
-    fake_kube.set_pod("milvus-dev", "milvus-querynode-1", {**MILVUS_LABELS, "component": "querynode"},
-                      ready=False, container_state="ImagePullBackOff")
+    fake_kube.set_pod(
+        "milvus-dev",
+        "milvus-querynode-1",
+        {**MILVUS_LABELS, "component": "querynode"},
+        ready=False,
+        container_state="ImagePullBackOff",
+    )
     bot = Bot(tmp_path / "state.db", config_yaml(tmp_path, fake_kube.kubeconfig_path()))
     try:
         outcome = bot.run("status dev")
