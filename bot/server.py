@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from bot.settings import Settings
@@ -62,6 +63,9 @@ class Service:
 
             self.socket_handler = SocketModeHandler(self.bolt, self.settings.slack_app_token.get_secret_value())
             self.socket_handler.connect()
+        # matplotlib's first import takes seconds; pay it now, off the request path, not in the
+        # first report someone asks for.
+        threading.Thread(target=_warm_up_charts, name="charts-warm-up", daemon=True).start()
 
     def stop(self) -> None:
         stoppers: list[Any] = [
@@ -85,6 +89,15 @@ class Service:
         if self.socket_handler is not None and not self.socket_handler.client.is_connected():
             return False, "Slack Socket Mode connection down"
         return True, "ready"
+
+
+def _warm_up_charts() -> None:
+    try:
+        from bot.charts import warm_up
+
+        warm_up()
+    except Exception:
+        log.warning("chart warm-up failed; the first chart will be slower", exc_info=True)
 
 
 def _optional_alert_intake(runtime: Any) -> Any:
