@@ -311,3 +311,21 @@ def test_local_directory_store_round_trip(tmp_path: Path) -> None:
         assert backups.list_backups(runtime, env).usable == []
     finally:
         runtime.clients.close_all()
+
+
+def test_a_new_bot_database_finds_backups_by_their_manifests(tmp_path: Path, milvus_lite_uri: str, moto_s3: Any,
+                                                             bucket: Any) -> None:
+    runtime, _ = _runtime(tmp_path / "old", milvus_lite_uri, moto_s3.url)
+    env = runtime.config.environments["dev"]
+    client = client_for(runtime, env.milvus, env.name)
+    create_rich_collection(client, "docs", rows=100)
+    before = all_rows(client, "docs")
+    record = backups.create_backup(runtime, env)
+
+    fresh, _ = _runtime(tmp_path / "new", milvus_lite_uri, moto_s3.url)  # e.g. the bot moved to a new cluster
+    fresh_env = fresh.config.environments["dev"]
+    [found] = backups.list_backups(fresh, fresh_env).usable
+    assert (found.id, found.rows, found.bytes, found.collections) == (record.id, 100, record.bytes, ["docs"])
+    assert backups.find_backup(fresh, record.id)[0].name == "dev"
+    backups.restore_backup(fresh, fresh_env, record.id, fresh_env, suffix="_again")
+    assert_same_rows(before, all_rows(client, "docs_again"))
