@@ -881,7 +881,8 @@ def _backup_collection(client: Any, store: ObjectStore, base: str, entry: Collec
             directory = f"{entry.name}/{number:03d}"
             kwargs: dict[str, Any] = {"partition_names": [partition]} if partition else {}
             iterator = _milvus_call(
-                f"read {entry.name}", client.query_iterator, entry.name, batch_size=ITERATOR_BATCH, filter="",
+                f"read {entry.name}", client.query_iterator, entry.name,
+                batch_size=min(ITERATOR_BATCH, rows_per_object), filter="",
                 output_fields=output_fields, **kwargs,
             )
             try:

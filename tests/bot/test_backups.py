@@ -329,3 +329,33 @@ def test_a_new_bot_database_finds_backups_by_their_manifests(tmp_path: Path, mil
     assert backups.find_backup(fresh, record.id)[0].name == "dev"
     backups.restore_backup(fresh, fresh_env, record.id, fresh_env, suffix="_again")
     assert_same_rows(before, all_rows(client, "docs_again"))
+
+
+def test_s3_going_down_mid_restore_leaves_nothing_half_restored(tmp_path: Path, milvus_lite_uri: str) -> None:
+    from tests.support.servers import start_moto_s3
+
+    own_s3 = start_moto_s3()  # this test stops it, so it gets its own
+    try:
+        own_s3.client().create_bucket(Bucket=BUCKET)
+        runtime, _ = _runtime(tmp_path, milvus_lite_uri, own_s3.url, object_mb=1)
+        env = runtime.config.environments["dev"]
+        client = client_for(runtime, env.milvus, env.name)
+        create_rich_collection(client, "docs", rows=8_000, dim=64)
+        record = backups.create_backup(runtime, env)
+        objects = backups.read_manifest(backups.store_for(runtime, env), "dev", record.id).collections[0].objects
+        assert len(objects) >= 4
+        client.drop_collection("docs")
+        stopped: list[str] = []
+
+        def stop_s3_after_first_rows(line: str) -> None:
+            if not stopped:
+                stopped.append(line)
+                own_s3.stop()
+
+        with pytest.raises(IntegrationError) as failed:
+            backups.restore_backup(runtime, env, record.id, env, progress=stop_s3_after_first_rows)
+        assert stopped and "restored rows" in stopped[0]  # it failed part-way, after rows went in
+        assert "S3 is unreachable" in failed.value.message
+        assert client.list_collections() == []
+    finally:
+        own_s3.stop()
