@@ -40,9 +40,7 @@ from bot.reply import Message, Reply
 from bot.state import as_utc, utcnow
 
 if TYPE_CHECKING:
-    from bot.config import Config
     from bot.context import Context, Runtime
-    from bot.scheduler import JobSpec
 
 log = logging.getLogger("milvus_chatops.approvals")
 
@@ -655,19 +653,15 @@ def count_pending(runtime: Runtime) -> int:
         return int(conn.execute(select(func.count()).select_from(t).where(t.c.state == "pending")).scalar_one())
 
 
-# -- scheduling: the expiry sweep runs every minute wherever approvals are configured -------------
+# -- the expiry sweep: housekeeping every 30 s, not an audited job (it would add a row a minute) ---
 
-def _register_schedule() -> None:
-    from bot.scheduler import JobSpec, job_source, scheduled_task
+def _register_sweep() -> None:
+    from bot.scheduler import periodic
 
-    @scheduled_task("approvals_expire")
-    def expire_task(runtime: Runtime, **_: Any) -> str:
-        return f"{Approvals.expire_due(runtime)} request(s) expired"
-
-    @job_source
-    def expiry_jobs(config: Config) -> Iterable[JobSpec]:
-        if any(env.approval.required for env in config.environments.values()):
-            yield JobSpec(job_id="approvals-expire", task="approvals_expire", cron="* * * * *")
+    @periodic(seconds=30)
+    def expire_approvals(runtime: Runtime) -> None:
+        # Idempotent across replicas: each request leaves "pending" by one conditional update.
+        Approvals.expire_due(runtime)
 
 
-_register_schedule()
+_register_sweep()

@@ -259,18 +259,18 @@ def test_expired_request_cannot_be_approved_and_the_message_says_so(
     assert RUNS == []
 
 
-def test_the_scheduler_runs_the_expiry_sweep(runtime: Runtime, messenger: RecordingMessenger) -> None:
-    from bot.scheduler import jobs_from_config, run_job
+def test_serve_sweeps_expired_requests_every_half_minute(runtime: Runtime, messenger: RecordingMessenger) -> None:
+    from bot.scheduler import PERIODIC
 
-    [spec] = [j for j in jobs_from_config(runtime.config) if j.task == "approvals_expire"]
-    assert spec.cron == "* * * * *"
+    [(seconds, sweep)] = [(s, fn) for s, fn in PERIODIC if fn.__name__ == "expire_approvals"]
+    assert seconds <= 30
     request = ask(runtime)
     with runtime.store.begin() as conn:
         conn.execute(update(schema.approval_requests).values(
             expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)))
-    summary = run_job(runtime, spec, dt.datetime.now(dt.UTC).replace(second=0, microsecond=0))
-    assert summary == "1 request(s) expired"
+    sweep(runtime)
     assert Approvals(runtime).get(request.id).state == "expired"
+    assert "Expired" in messenger.text(request.message_ref)
 
 
 def test_click_after_expiry_expires_even_before_the_sweep(runtime: Runtime, messenger: RecordingMessenger) -> None:
