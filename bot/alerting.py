@@ -974,21 +974,23 @@ class AlertWorker:
         if not self._hold_lease():
             return 0
         t = schema.alert_notifications
+        # Headers first: in a storm most rounds only find groups still settling, and the payloads
+        # are the bulk of each row.
         with store.begin() as conn:
-            rows = conn.execute(
-                select(t).where(t.c.state.in_(("pending", "working"))).order_by(t.c.id).limit(limit)
+            heads = conn.execute(
+                select(t.c.id, t.c.group_id, t.c.state, t.c.severity, t.c.received_at)
+                .where(t.c.state.in_(("pending", "working"))).order_by(t.c.id).limit(limit)
             ).mappings().all()
-        if not rows:
+        if not heads:
             return 0
+        chosen = self._choose(heads)
+        if not chosen:
+            return 0
+        with store.begin() as conn:
+            rows = conn.execute(select(t).where(t.c.id.in_(chosen)).order_by(t.c.id)).mappings().all()
         batches: dict[str, list[Any]] = {}
         for row in rows:
             batches.setdefault(row["group_id"], []).append(row)
-        # A batch interrupted by a crash is redone exactly as it was, so its dedupe keys repeat.
-        for gid, group_rows in batches.items():
-            working = [r for r in group_rows if r["state"] == "working"]
-            batches[gid] = working or group_rows
-        for gid in self._settling(batches):
-            del batches[gid]
         order = sorted(
             batches.values(),
             key=lambda rs: (SEVERITY_RANK.get(highest_severity(r["severity"] for r in rs), 9), rs[0]["id"]),
@@ -1001,6 +1003,19 @@ class AlertWorker:
             self._process_round(chunk)
             handled += sum(len(rows) for rows in chunk)
         return handled
+
+    def _choose(self, heads: Iterable[Any]) -> list[int]:
+        """Ids of the rows to process this round, by group."""
+        batches: dict[str, list[Any]] = {}
+        for row in heads:
+            batches.setdefault(row["group_id"], []).append(row)
+        # A batch interrupted by a crash is redone exactly as it was, so its dedupe keys repeat.
+        for gid, group_rows in batches.items():
+            working = [r for r in group_rows if r["state"] == "working"]
+            batches[gid] = working or group_rows
+        for gid in self._settling(batches):
+            del batches[gid]
+        return [r["id"] for group_rows in batches.values() for r in group_rows]
 
     def _hold_lease(self) -> bool:
         """One worker across replicas, so two never render the same group from different states.
