@@ -1073,16 +1073,25 @@ class AlertWorker:
             with runtime.store.begin() as conn:
                 conn.execute(update(t).where(t.c.id.in_(pending)).values(state="working"))
         done: list[AlertGroup] = []
+        failed: list[int] = []
         with _GROUP_LOCK:
             known = load_groups(runtime, [rows[0]["group_id"] for rows in batches])
             for rows in batches:
                 _yield_to_intake()
-                done.append(self._fold(known.get(rows[0]["group_id"]), rows))
+                try:
+                    done.append(self._fold(known.get(rows[0]["group_id"]), rows))
+                except Exception:
+                    # One bad group must not hold up every other alert: park its rows, loudly.
+                    log.exception("alert group %s could not be processed; its notifications are parked as "
+                                  "'failed' (ids %s)", rows[0]["group_id"][:8], [r["id"] for r in rows])
+                    failed.extend(r["id"] for r in rows)
             with runtime.store.begin() as conn:
                 for group in done:
                     _save_group(conn, group)
-                ids = [r["id"] for rows in batches for r in rows]
+                ids = [r["id"] for rows in batches for r in rows if r["id"] not in failed]
                 conn.execute(update(t).where(t.c.id.in_(ids)).values(state="done", processed_at=utcnow()))
+                if failed:
+                    conn.execute(update(t).where(t.c.id.in_(failed)).values(state="failed", processed_at=utcnow()))
         for group in done:
             if stale_acks(group):
                 expire_ack_silences(runtime, group.id, reason="the alerts resolved")
@@ -1150,7 +1159,10 @@ class AlertWorker:
         Also retries expiring acknowledgement silences whose alerts resolved while Alertmanager was
         unreachable, and refreshes messages whose timed silence has run out.
         """
+        if not self._hold_lease():
+            return
         now = utcnow()
+        held_by_env: dict[str, set[Any] | None] = {}
         for group in recent_groups(self.runtime, since=now - ACK_BACKSTOP - dt.timedelta(days=1)):
             if not group.silences or group.environment is None:
                 continue
@@ -1164,11 +1176,16 @@ class AlertWorker:
             ]
             if not group.active_silences(now) and not ran_out:
                 continue
-            try:
-                client = alertmanager_for(self.runtime, group.environment)
-                held = {a.get("fingerprint") for a in client.list_alerts()}
-            except (IntegrationError, UserError) as exc:
-                log.info("reconcile of %s skipped: %s", group.short_id, getattr(exc, "message", exc))
+            if group.environment not in held_by_env:
+                # One listing per environment and pass; None marks an Alertmanager we could not ask.
+                try:
+                    client = alertmanager_for(self.runtime, group.environment)
+                    held_by_env[group.environment] = {a.get("fingerprint") for a in client.list_alerts()}
+                except (IntegrationError, UserError) as exc:
+                    log.info("reconcile in %s skipped: %s", group.environment, getattr(exc, "message", exc))
+                    held_by_env[group.environment] = None
+            held = held_by_env[group.environment]
+            if held is None:
                 continue
             gone = []
             for fingerprint in [fp for fp, a in group.alerts.items() if a["status"] == "firing"]:
@@ -1429,7 +1446,9 @@ def expire_ack_silences(runtime: Runtime, group_id: str, *, reason: str) -> int:
             client.expire_silence(s["id"])
             done.append(s["id"])
         except IntegrationError as exc:
+            # The rest would fail the same way (and each may wait for a timeout); reconcile retries.
             log.warning("could not expire acknowledgement silence %s of %s: %s", s["id"], group.short_id, exc.message)
+            break
     if not done:
         return 0
     with _GROUP_LOCK:

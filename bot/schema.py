@@ -178,7 +178,7 @@ alert_notifications = Table(
     Column("group_key", Text, nullable=False),
     Column("severity", String(32), nullable=False),
     Column("payload", JSON, nullable=False),
-    Column("state", String(16), nullable=False),  # pending | done
+    Column("state", String(16), nullable=False),  # pending | working | done | failed
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("processed_at", DateTime(timezone=True)),
     Index("ix_alert_notifications_pending", "state", "id"),
