@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import blocks as bk
@@ -88,6 +88,8 @@ MAX_KEPT_RESOLVED = 200
 ZERO_TIME = "0001-01-01T00:00:00Z"
 # A crashed worker's lease blocks its successor this long at most.
 LEASE_TTL_S = 15.0
+NOTIFICATION_RETENTION = dt.timedelta(days=14)
+GROUP_RETENTION = dt.timedelta(days=30)
 # Groups folded per transaction; bounds how long a button press may wait for the group lock.
 GROUPS_PER_ROUND = 25
 
@@ -1162,6 +1164,7 @@ class AlertWorker:
         if not self._hold_lease():
             return
         now = utcnow()
+        self._prune(now)
         held_by_env: dict[str, set[Any] | None] = {}
         for group in recent_groups(self.runtime, since=now - ACK_BACKSTOP - dt.timedelta(days=1)):
             if not group.silences or group.environment is None:
@@ -1199,6 +1202,16 @@ class AlertWorker:
                     gone.append(fingerprint)
             if gone or ran_out:
                 self._resolve_from_reconcile(group.id, gone, now)
+
+    def _prune(self, now: dt.datetime) -> None:
+        """Keep the tables bounded: processed notifications for two weeks, resolved groups for 30 days.
+
+        A notification older than that is no longer a plausible re-delivery, so its dedupe key can go.
+        """
+        n, g = schema.alert_notifications, schema.alert_groups
+        with self.runtime.store.begin() as conn:
+            conn.execute(delete(n).where(n.c.state == "done", n.c.processed_at < now - NOTIFICATION_RETENTION))
+            conn.execute(delete(g).where(g.c.status == "resolved", g.c.updated_at < now - GROUP_RETENTION))
 
     def _resolve_from_reconcile(self, group_id: str, gone: list[str], now: dt.datetime) -> None:
         runtime = self.runtime

@@ -316,3 +316,28 @@ def test_token_is_never_in_an_answer(tmp_path, fake_slack):
     for token in (None, "nope", TOKEN[:-1]):
         _, body = deliver(runtime, notification([alert()]), token=token)
         assert TOKEN not in json.dumps(body)
+
+
+def test_old_processed_notifications_and_resolved_groups_are_pruned(tmp_path, fake_slack):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    runtime, _ = make_runtime(tmp_path / "d", fake_slack.api_url)
+    a = alert("PruneMe", environment="prod")
+    deliver(runtime, notification([a]))
+    deliver(runtime, notification([resolved(a)]))
+    worker = AlertWorker(runtime, settle=0)
+    assert worker.run_once() == 2
+    n, g = schema.alert_notifications, schema.alert_groups
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    with runtime.store.begin() as conn:
+        conn.execute(update(n).values(processed_at=long_ago))
+        conn.execute(update(g).values(updated_at=long_ago))
+    fresh = deliver(runtime, notification([alert("KeepMe", environment="prod")]))
+    assert fresh[1]["status"] == "stored"
+    worker.reconcile()
+    with runtime.store.begin() as conn:
+        assert conn.execute(select(n.c.state)).scalars().all() == ["pending"]
+        assert conn.execute(select(func.count()).select_from(g)).scalar_one() == 0
+    worker.stop()
