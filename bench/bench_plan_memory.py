@@ -4,15 +4,17 @@ Starts a real Milvus 2.3.5 standalone (PyPI ``milvus`` in ``.test-servers/milvus
 scripts/install-test-deps.sh; started through tests/support/servers.py), and for each case creates a
 collection of N random 128-d float32 vectors, flushes, builds the index, loads it, and measures:
 
-- ``entity_size``: ``milvus_querynode_entity_size`` for the collection from ``/metrics``, the bytes
-  Milvus accounts to the loaded sealed segments (what its load admission compares with memory);
-- ``RSS delta``: the server process' resident memory just after ``load_collection`` minus just
-  before (``/proc/<pid>/status`` VmRSS, sampled until it settles).
+- native memory: the server's resident memory outside the Go runtime
+  (``process_resident_memory_bytes - (go_memstats_sys_bytes - go_memstats_heap_released_bytes)``
+  from its ``/metrics``), sampled until it settles; the step is loaded minus released, the median
+  over ``CYCLES`` loads and releases;
+- ``entity_size``: ``milvus_querynode_entity_size`` for the collection, the bytes Milvus accounts
+  to the loaded sealed segments.
 
 and prints them beside bot/sizing.py's index memory and loading memory for the same N, d, index and
 the server's segment size (512 MB in 2.3.5's milvus.yaml), with the ratios.
 
-    .venv/bin/python bench/bench_plan_memory.py            # about 4 minutes on 2 cores
+    .venv/bin/python bench/bench_plan_memory.py            # about 5 minutes on 2 cores
     .venv/bin/python bench/bench_plan_memory.py --quick    # two small cases, for a smoke run
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -76,37 +79,55 @@ CASES = (
 )
 QUICK = (Case("FLAT", 100_000, {}), Case("IVF_SQ8", 100_000, {"nlist": 128}))
 INSERT_BATCH = 20_000
+CYCLES = 1
+DECAY_S = 11.0  # jemalloc's default dirty_decay_ms is 10 s
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+def scrape(metrics_url: str) -> dict[str, float]:
+    """Unlabelled samples of one /metrics scrape, plus entity_size per collection."""
+    text = httpx.get(metrics_url, timeout=10).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        if name.startswith("milvus_querynode_entity_size{"):
+            match = re.search(r'collection_id="(\d+)"', name)
+            if match:
+                key = f"entity_size:{match.group(1)}"
+                out[key] = out.get(key, 0.0) + float(value)
+        elif "{" not in name:
+            out[name] = float(value)
+    return out
 
 
-def settled_rss(pid: int, timeout: float = 20.0) -> int:
-    """RSS once two samples a second apart agree within 1 MiB (loading finishes in the background)."""
+def native_bytes(metrics_url: str) -> float:
+    """Resident memory outside the Go runtime: RSS minus what Go holds from the OS.
+
+    Loaded segments and indexes live in segcore/knowhere (C++); the Go heap of the same process grows
+    and shrinks with gRPC traffic and GC and would otherwise swamp a 30 MiB step.
+    """
+    m = scrape(metrics_url)
+    go_held = m["go_memstats_sys_bytes"] - m["go_memstats_heap_released_bytes"]
+    return m["process_resident_memory_bytes"] - go_held
+
+
+def settled(metrics_url: str, timeout: float = 30.0) -> float:
+    """Native memory after the allocator has had time to return freed pages, once it stops moving.
+
+    Milvus' C++ core allocates with jemalloc, which hands freed pages back to the OS gradually over
+    its 10 s decay time; sampling earlier counts memory a load or release already let go of.
+    """
+    time.sleep(DECAY_S)
     deadline = time.monotonic() + timeout
-    last = rss_bytes(pid)
+    last = native_bytes(metrics_url)
     while time.monotonic() < deadline:
         time.sleep(1.0)
-        now = rss_bytes(pid)
+        now = native_bytes(metrics_url)
         if abs(now - last) < MIB:
             return now
         last = now
     return last
-
-
-def entity_size(metrics_url: str, collection_id: int) -> float:
-    text = httpx.get(metrics_url, timeout=10).text
-    pattern = re.compile(r"^milvus_querynode_entity_size\{([^}]*)\}\s+(\S+)$")
-    total = 0.0
-    for line in text.splitlines():
-        match = pattern.match(line)
-        if match and f'collection_id="{collection_id}"' in match.group(1):
-            total += float(match.group(2))
-    return total
 
 
 def wait_index(client: MilvusClient, name: str, rows: int, timeout: float = 600.0) -> float:
@@ -137,11 +158,11 @@ def create_collection(client: MilvusClient, name: str, vectors: int, seed: int) 
 
 
 def run_case(client: MilvusClient, server: Any, name: str, case: Case) -> dict[str, Any]:
-    """Index, load, release, load again; the second load's RSS step is the measurement.
+    """Index, load once to warm up, then load and release ``CYCLES`` times; the median step counts.
 
-    The first load's RSS step is muddied by memory the same process freed after inserting and
-    building the index (standalone runs every component in one process). Releasing returns the
-    segments' large allocations to the OS, so release -> reload isolates what the loaded data takes.
+    The first load after a build is left out: the build ran in the same process (standalone runs
+    every component in one), and memory it freed is reused by the load. Each later load's rise and
+    release's fall of native memory is one sample.
     """
     if client.list_indexes(name):
         client.release_collection(name)
@@ -153,23 +174,30 @@ def run_case(client: MilvusClient, server: Any, name: str, case: Case) -> dict[s
     wait_index(client, name, case.vectors)
     index_s = time.monotonic() - started
     collection_id = int(client.describe_collection(name)["collection_id"])
-    pid = int(server.info["pid"])
+    url = server.metrics_url
     client.load_collection(name)
-    settled_rss(pid)
     client.release_collection(name)
-    released = settled_rss(pid)
-    started = time.monotonic()
-    client.load_collection(name)
-    load_s = time.monotonic() - started
-    loaded = settled_rss(pid)
-    measured = entity_size(server.metrics_url, collection_id)
+    low = settled(url)
+    steps: list[float] = []
+    load_s = 0.0
+    for _ in range(CYCLES):
+        started = time.monotonic()
+        client.load_collection(name)
+        load_s = time.monotonic() - started
+        high = settled(url)
+        steps.append(high - low)
+        entity = scrape(url).get(f"entity_size:{collection_id}", 0.0)
+        client.release_collection(name)
+        low = settled(url)
+        steps.append(high - low)
     p = plan(parse_plan_input(case.plan_fields()))
     return {
         "case": case,
         "index_gib": p.index_memory_gib,
         "loading_gib": p.loading_memory_gib,
-        "entity_bytes": measured,
-        "rss_delta": loaded - released,
+        "entity_bytes": entity,
+        "rss_delta": statistics.median(steps),
+        "steps": steps,
         "index_s": index_s,
         "load_s": load_s,
     }
@@ -200,10 +228,12 @@ def main() -> int:
                 print(f"  {case.vectors:,} x {DIM}d inserted and flushed in {insert_s:.1f} s", flush=True)
             result = run_case(client, server, collections[case.vectors], case)
             results.append(result)
+            steps = ", ".join(f"{x / MIB:.1f}" for x in result["steps"])
             print(
                 f"  {case.label} x {case.vectors:,}: index {result['index_s']:.1f} s, load {result['load_s']:.1f} s;"
-                f" predicted index {result['index_gib'] * GIB / MIB:,.1f} MiB, RSS step"
-                f" {result['rss_delta'] / MIB:,.1f} MiB, entity_size {result['entity_bytes'] / MIB:,.1f} MiB",
+                f" predicted index {result['index_gib'] * GIB / MIB:,.1f} MiB, native step"
+                f" {result['rss_delta'] / MIB:,.1f} MiB (steps {steps}),"
+                f" entity_size {result['entity_bytes'] / MIB:,.1f} MiB",
                 flush=True,
             )
     finally:
@@ -212,8 +242,8 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     header = (
-        "| index | vectors | raw vectors MiB | predicted index memory MiB | RSS step on load MiB | measured / predicted"
-        " | entity_size MiB | predicted loading memory MiB | measured / loading |"
+        "| index | vectors | raw vectors MiB | predicted index memory MiB | measured native memory MiB"
+        " | measured / predicted | entity_size MiB | predicted loading memory MiB | measured / loading |"
     )
     print()
     print(header)
