@@ -122,7 +122,7 @@ def _runs_in_days(cron: str, days: int) -> int:
     start = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # any fixed Monday: counts are the same every week
     end = start + dt.timedelta(days=days)
     count, previous, now = 0, None, start
-    while count <= 1000:
+    while count < 1000:  # PlanInput accepts up to 1,000 backups
         fire = trigger.get_next_fire_time(previous, now)
         if fire is None or fire >= end:
             break
