@@ -11,6 +11,7 @@ fake Slack API on loopback:
 - messages lost (groups missing or not showing their final state) and duplicated (a ref posted twice).
 
     .venv/bin/python bench/bench_alert_storm.py [--groups 100] [--alerts-per-group 10] [--senders 8]
+    .venv/bin/python bench/bench_alert_storm.py --in-process   # the intake alone, without HTTP
 """
 
 from __future__ import annotations
@@ -81,8 +82,19 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=8, help="parallel webhook senders")
     parser.add_argument("--redeliver", type=float, default=0.1, help="share of notifications sent twice")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--in-process", action="store_true",
+        help="call AlertIntake.handle directly (worker and outbox running, all commands imported as in "
+             "serve): the intake's own latency without the HTTP server; then exit",
+    )
     args = parser.parse_args()
+    if args.in_process:
+        return in_process(args)
 
+    import gc
+
+    # The senders live in this process next to FakeSlack: keep our own GC pauses out of the timings.
+    gc.freeze()
     storm = build_storm(args.groups, args.alerts_per_group)
     redeliveries = storm[:: max(1, int(1 / args.redeliver))] if args.redeliver else []
     total_alerts = args.groups * args.alerts_per_group
@@ -195,6 +207,44 @@ def main() -> int:
           f"for one post per group only: {group_minimum} s")
     print(f"lost: {lost}  duplicated: {duplicated}")
     return 0 if lost == 0 and duplicated == 0 else 1
+
+
+def in_process(args: argparse.Namespace) -> int:
+    import gc
+
+    from bot.alerting import AlertWorker
+    from bot.registry import load_commands
+    from tests.bot.alerting_helpers import deliver, make_runtime
+
+    load_commands()  # the same heap as serve, so garbage collection costs what it costs there
+    storm = build_storm(args.groups, args.alerts_per_group)
+    bodies = [json.dumps(n).encode() for _, n in storm]
+    slack = FakeSlack().start()
+    with tempfile.TemporaryDirectory(prefix="alert-storm-") as tmp:
+        runtime, outbox = make_runtime(Path(tmp), slack.api_url)
+        worker = AlertWorker(runtime)
+        outbox.start()
+        worker.start()
+        latencies: list[float] = []
+
+        def send(body: bytes) -> None:
+            started = time.perf_counter()
+            code, _ = deliver(runtime, body)
+            latencies.append(time.perf_counter() - started)
+            assert code == 200
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.senders) as pool:
+            list(pool.map(send, bodies))
+        seconds = time.perf_counter() - started
+        worker.stop()
+        outbox.stop()
+    slack.stop()
+    ms = [x * 1000 for x in latencies]
+    print(f"in-process intake ({len(bodies)} webhooks, {args.senders} senders, worker + outbox running, "
+          f"gc frozen: {gc.get_freeze_count() > 0}): p50 {statistics.median(ms):.1f}  "
+          f"p99 {percentile(ms, 0.99):.1f}  max {max(ms):.1f} ms; {len(bodies) / seconds:.0f} webhooks/s")
+    return 0
 
 
 if __name__ == "__main__":
