@@ -215,7 +215,17 @@ def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
     restore_insert_s = report.collections[0].insert_seconds
     print(line("  of which reading S3 + inserting", report.rows, report.rows * raw_row, restore_insert_s))
 
-    # 6. Verdict.
+    # 6. Raw insert once more: other work on the machine changes speed over a long run, so the restore
+    #    is compared with the faster of the insert baselines taken before and after it.
+    client.drop_collection("vectors_restored")
+    again_rows = min(args.rows, 200_000)
+    make_collection(client, "again", args.dim)
+    again_s = timed_insert(client, "again", again_rows, best, args.dim, seed=3)
+    client.drop_collection("again")
+    print(line(f"raw insert again ({again_rows:,} rows)", again_rows, again_rows * raw_row, again_s))
+    insert_rate = max(insert_rate, again_rows / again_s)
+
+    # 7. Verdict.
     read_rate = args.rows / read_s
     upload_rate = upload_rows_equiv / upload_s
     slower = min(read_rate, upload_rate)
@@ -228,7 +238,7 @@ def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
           f"({'read' if read_rate <= upload_rate else 'upload'}, {slower:,.0f} rows/s); target >= 80%: "
           f"{'PASS' if backup_rate >= 0.8 * slower else 'FAIL'}")
     print(f"restore: {restore_insert_rate:,.0f} rows/s while inserting = {restore_insert_rate / insert_rate:.0%} of raw"
-          f" insert ({insert_rate:,.0f} rows/s); target >= 80%: "
+          f" insert (faster run, {insert_rate:,.0f} rows/s); target >= 80%: "
           f"{'PASS' if restore_insert_rate >= 0.8 * insert_rate else 'FAIL'}")
     print(f"restore end to end (incl. index, load, checks, rename): {restore_rate:,.0f} rows/s = "
           f"{restore_rate / usable_rate:.0%} of raw insert + flush + index + load ({usable_rate:,.0f} rows/s)")
