@@ -207,10 +207,14 @@ class Outbox:
     def drain_once(self) -> float:
         """Send every row that may be sent now; returns seconds until the next one could be."""
         t = schema.outbox
+        # Plan on row headers only; payloads (blocks, file contents) are read for the rows sent now.
+        header = [t.c.id, t.c.channel, t.c.op, t.c.ref, t.c.thread_ref, t.c.attempts, t.c.not_before, t.c.created_at]
         with self.store.begin() as conn:
             rows: list[dict[str, Any]] = [
                 dict(row)
-                for row in conn.execute(select(t).where(t.c.state == "pending").order_by(t.c.id).limit(500)).mappings()
+                for row in conn.execute(
+                    select(*header).where(t.c.state == "pending").order_by(t.c.id).limit(500)
+                ).mappings()
             ]
         OUTBOX_PENDING.set(len(rows))
         if not rows:
@@ -237,6 +241,8 @@ class Outbox:
             if wait > 0:
                 next_delay = min(next_delay, wait)
                 continue
+            with self.store.begin() as conn:
+                row["payload"] = conn.execute(select(t.c.payload).where(t.c.id == row["id"])).scalar_one()
             self._send(row)
             next_delay = 0.0
         return next_delay
