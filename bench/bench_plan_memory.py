@@ -6,15 +6,15 @@ collection of N random 128-d float32 vectors, flushes, builds the index, loads i
 
 - native memory: the server's resident memory outside the Go runtime
   (``process_resident_memory_bytes - (go_memstats_sys_bytes - go_memstats_heap_released_bytes)``
-  from its ``/metrics``), sampled until it settles; the step is loaded minus released, the median
-  over ``CYCLES`` loads and releases;
+  from its ``/metrics``), sampled after jemalloc's decay time; the measurement is what a release
+  of the loaded collection gives back;
 - ``entity_size``: ``milvus_querynode_entity_size`` for the collection, the bytes Milvus accounts
   to the loaded sealed segments.
 
 and prints them beside bot/sizing.py's index memory and loading memory for the same N, d, index and
 the server's segment size (512 MB in 2.3.5's milvus.yaml), with the ratios.
 
-    .venv/bin/python bench/bench_plan_memory.py            # about 5 minutes on 2 cores
+    .venv/bin/python bench/bench_plan_memory.py            # about 11 minutes on 2 cores
     .venv/bin/python bench/bench_plan_memory.py --quick    # two small cases, for a smoke run
 """
 
@@ -79,7 +79,7 @@ CASES = (
 )
 QUICK = (Case("FLAT", 100_000, {}), Case("IVF_SQ8", 100_000, {"nlist": 128}))
 INSERT_BATCH = 20_000
-CYCLES = 1
+CYCLES = 3
 DECAY_S = 11.0  # jemalloc's default dirty_decay_ms is 10 s
 
 
@@ -158,11 +158,12 @@ def create_collection(client: MilvusClient, name: str, vectors: int, seed: int) 
 
 
 def run_case(client: MilvusClient, server: Any, name: str, case: Case) -> dict[str, Any]:
-    """Index, load once to warm up, then load and release ``CYCLES`` times; the median step counts.
+    """Index, load once to warm up, then load and release ``CYCLES`` times.
 
-    The first load after a build is left out: the build ran in the same process (standalone runs
-    every component in one), and memory it freed is reused by the load. Each later load's rise and
-    release's fall of native memory is one sample.
+    The measurement is how much native memory a release gives back (median over the cycles). Load
+    steps run low and are only printed: the build ran in the same process (standalone runs every
+    component in one), and the load reuses memory the allocator kept after the build or the
+    previous release, so its rise understates what the loaded data holds.
     """
     if client.list_indexes(name):
         client.release_collection(name)
@@ -178,26 +179,27 @@ def run_case(client: MilvusClient, server: Any, name: str, case: Case) -> dict[s
     client.load_collection(name)
     client.release_collection(name)
     low = settled(url)
-    steps: list[float] = []
+    loads: list[float] = []
+    releases: list[float] = []
     load_s = 0.0
     for _ in range(CYCLES):
         started = time.monotonic()
         client.load_collection(name)
         load_s = time.monotonic() - started
         high = settled(url)
-        steps.append(high - low)
+        loads.append(high - low)
         entity = scrape(url).get(f"entity_size:{collection_id}", 0.0)
         client.release_collection(name)
         low = settled(url)
-        steps.append(high - low)
+        releases.append(high - low)
     p = plan(parse_plan_input(case.plan_fields()))
     return {
         "case": case,
         "index_gib": p.index_memory_gib,
         "loading_gib": p.loading_memory_gib,
         "entity_bytes": entity,
-        "rss_delta": statistics.median(steps),
-        "steps": steps,
+        "rss_delta": statistics.median(releases),
+        "load_steps": loads,
         "index_s": index_s,
         "load_s": load_s,
     }
@@ -228,11 +230,11 @@ def main() -> int:
                 print(f"  {case.vectors:,} x {DIM}d inserted and flushed in {insert_s:.1f} s", flush=True)
             result = run_case(client, server, collections[case.vectors], case)
             results.append(result)
-            steps = ", ".join(f"{x / MIB:.1f}" for x in result["steps"])
+            steps = ", ".join(f"{x / MIB:.1f}" for x in result["load_steps"])
             print(
                 f"  {case.label} x {case.vectors:,}: index {result['index_s']:.1f} s, load {result['load_s']:.1f} s;"
-                f" predicted index {result['index_gib'] * GIB / MIB:,.1f} MiB, native step"
-                f" {result['rss_delta'] / MIB:,.1f} MiB (steps {steps}),"
+                f" predicted index {result['index_gib'] * GIB / MIB:,.1f} MiB, native memory released"
+                f" {result['rss_delta'] / MIB:,.1f} MiB (load steps {steps}),"
                 f" entity_size {result['entity_bytes'] / MIB:,.1f} MiB",
                 flush=True,
             )
@@ -242,7 +244,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     header = (
-        "| index | vectors | raw vectors MiB | predicted index memory MiB | measured native memory MiB"
+        "| index | vectors | raw vectors MiB | predicted index memory MiB | native memory released MiB"
         " | measured / predicted | entity_size MiB | predicted loading memory MiB | measured / loading |"
     )
     print()
