@@ -219,5 +219,7 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
             client.chat_postEphemeral(channel=channel, user=user.user_id, text=text, blocks=blocks)
         else:
             client.chat_postMessage(channel=user.user_id, text=text, blocks=blocks)
+        if reply.files:
+            runtime.messenger.upload(channel or user.user_id, reply.files, comment=text[:200])
 
     return app

@@ -550,13 +550,7 @@ def handle(ctx: Context, args: PlanArgs) -> Reply:
 
 @action(MODAL_CALLBACK, role=Role.viewer, kind="modal")
 def on_submit(ctx: Context, payload: dict[str, Any]) -> Reply:
-    reply = plan_reply(ctx, _modal_fields(payload))
-    # Transports post a form's answer as a message and drop its files (bot/slack_app.py run_view), so
-    # the values file goes to the channel the form was opened from through the messenger instead.
-    if reply.files and ctx.channel:
-        ctx.messenger.upload(ctx.channel, reply.files, comment=reply.text[:200])
-        reply.files = []
-    return reply
+    return plan_reply(ctx, _modal_fields(payload))
 
 
 @action(PREFILL_ACTION, role=Role.viewer)

@@ -391,10 +391,9 @@ def test_the_form_submission_gives_the_same_plan_as_the_command(make_bot: Any) -
     )
     assert submitted.exit_code == 0, submitted.reply.text
     assert submitted.reply.data == typed
-    # A form's answer cannot carry files in Slack, so the values file went through the messenger.
-    assert submitted.reply.files == []
-    [(channel, files)] = bot.messenger.uploads
-    assert channel == "COPS" and files[0].filename == f"milvus-values-{typed['plan_id']}.yaml"
+    # The form's answer carries the values file like the command; the transport uploads it.
+    [values_file] = submitted.reply.files
+    assert values_file.filename == f"milvus-values-{typed['plan_id']}.yaml"
 
 
 def test_a_bad_form_submission_is_a_short_message(make_bot: Any) -> None:
