@@ -215,15 +215,15 @@ def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
     restore_insert_s = report.collections[0].insert_seconds
     print(line("  of which reading S3 + inserting", report.rows, report.rows * raw_row, restore_insert_s))
 
-    # 6. Raw insert once more: other work on the machine changes speed over a long run, so the restore
-    #    is compared with the faster of the insert baselines taken before and after it.
+    # 6. Raw insert once more, as a check on how much the machine's load drifted during the run. Not used
+    #    in the verdict: inserting into a small, empty collection is faster than filling one to --rows
+    #    (Milvus Lite slows as a collection grows), so only the full-size insert is a like-for-like baseline.
     client.drop_collection("vectors_restored")
     again_rows = min(args.rows, 200_000)
     make_collection(client, "again", args.dim)
     again_s = timed_insert(client, "again", again_rows, best, args.dim, seed=3)
     client.drop_collection("again")
-    print(line(f"raw insert again ({again_rows:,} rows)", again_rows, again_rows * raw_row, again_s))
-    insert_rate = max(insert_rate, again_rows / again_s)
+    print(line(f"raw insert again ({again_rows:,} rows, load check)", again_rows, again_rows * raw_row, again_s))
 
     # 7. Verdict.
     read_rate = args.rows / read_s
@@ -238,7 +238,7 @@ def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
           f"({'read' if read_rate <= upload_rate else 'upload'}, {slower:,.0f} rows/s); target >= 80%: "
           f"{'PASS' if backup_rate >= 0.8 * slower else 'FAIL'}")
     print(f"restore: {restore_insert_rate:,.0f} rows/s while inserting = {restore_insert_rate / insert_rate:.0%} of raw"
-          f" insert (faster run, {insert_rate:,.0f} rows/s); target >= 80%: "
+          f" insert of the same rows ({insert_rate:,.0f} rows/s); target >= 80%: "
           f"{'PASS' if restore_insert_rate >= 0.8 * insert_rate else 'FAIL'}")
     print(f"restore end to end (incl. index, load, checks, rename): {restore_rate:,.0f} rows/s = "
           f"{restore_rate / usable_rate:.0%} of raw insert + flush + index + load ({usable_rate:,.0f} rows/s)")
