@@ -23,7 +23,7 @@ log = logging.getLogger("milvus_chatops.slack")
 
 PROGRESS_INTERVAL_S = 5.0
 PROGRESS_MAX_POSTS = 3  # response_url takes 5 posts; keep room for the final reply
-WORKERS = 8
+WORKERS = 16  # handlers block on I/O (backups, rollouts) for minutes; threads waiting are cheap
 
 
 class SlackGroupDirectory(GroupDirectory):
