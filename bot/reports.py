@@ -1187,6 +1187,24 @@ def _names_via_milvus(runtime: Any, env: Environment) -> CollectionNames:
     return names
 
 
+def report_on_demand(ctx: Any, kind: Kind, *, window: dt.timedelta | None = None, charts: bool = True) -> Any:
+    """What `/milvus health` and `/milvus capacity` answer: the report, its run recorded as the user's."""
+    from bot.reply import Reply
+
+    env = ctx.require_env()
+    report = make_report(ctx.runtime, env, kind, window=window, charts=charts)
+    record_run(
+        ctx.store,
+        kind,
+        env.name,
+        trigger="command",
+        by=ctx.user.user_id,
+        verdict=report.verdict.value,
+        summary=report.verdict_text(),
+    )
+    return Reply(text=report.text(), blocks=report.blocks(), data=report.to_data(), files=report.charts)
+
+
 def record_run(store: Any, kind: Kind, env: str, *, trigger: str, by: str, verdict: str, summary: str) -> None:
     """Remember the last run of each report and environment, whoever started it."""
     store.kv_put(

@@ -8,7 +8,7 @@ from bot.args import positional
 from bot.context import Context
 from bot.registry import command
 from bot.reply import Reply
-from bot.reports import make_report, parse_window, record_run
+from bot.reports import parse_window, report_on_demand
 
 
 class CapacityArgs(BaseModel):
@@ -25,17 +25,7 @@ class CapacityArgs(BaseModel):
     examples=("/milvus capacity prod", "/milvus capacity prod --window 30d"),
 )
 def handle(ctx: Context, args: CapacityArgs) -> Reply:
-    env = ctx.require_env()
     window = parse_window(args.window)
-    ctx.progress(f"querying Prometheus for {env.name} over {args.window}")
-    report = make_report(ctx.runtime, env, "capacity", window=window, charts=not args.no_chart)
-    record_run(
-        ctx.store,
-        "capacity",
-        env.name,
-        trigger="command",
-        by=ctx.user.user_id,
-        verdict=report.verdict.value,
-        summary=report.verdict_text(),
-    )
-    return Reply(text=report.text(), blocks=report.blocks(), data=report.to_data(), files=report.charts)
+    ctx.progress(f"querying Prometheus for {ctx.require_env().name} over {args.window}")
+    reply: Reply = report_on_demand(ctx, "capacity", window=window, charts=not args.no_chart)
+    return reply

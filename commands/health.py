@@ -8,7 +8,7 @@ from bot.args import positional
 from bot.context import Context
 from bot.registry import command
 from bot.reply import Reply
-from bot.reports import make_report, record_run
+from bot.reports import report_on_demand
 
 
 class HealthArgs(BaseModel):
@@ -24,16 +24,6 @@ class HealthArgs(BaseModel):
     examples=("/milvus health prod", "/milvus health prod --no-chart"),
 )
 def handle(ctx: Context, args: HealthArgs) -> Reply:
-    env = ctx.require_env()
-    ctx.progress(f"querying Prometheus for {env.name}")
-    report = make_report(ctx.runtime, env, "health", charts=not args.no_chart)
-    record_run(
-        ctx.store,
-        "health",
-        env.name,
-        trigger="command",
-        by=ctx.user.user_id,
-        verdict=report.verdict.value,
-        summary=report.verdict_text(),
-    )
-    return Reply(text=report.text(), blocks=report.blocks(), data=report.to_data(), files=report.charts)
+    ctx.progress(f"querying Prometheus for {ctx.require_env().name}")
+    reply: Reply = report_on_demand(ctx, "health", charts=not args.no_chart)
+    return reply
