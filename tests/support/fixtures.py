@@ -26,6 +26,7 @@ from tests.support import servers
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 from tests.support.fake_slack import FakeSlack
+from tests.support.wait import wait_for
 
 INSTALL_HINT = "run: bash scripts/install-test-deps.sh"
 
@@ -159,7 +160,22 @@ def milvus_lite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ser
 
 
 def drop_everything(uri: str) -> None:
-    """Drop every alias, collection and non-default database, so a test starts from an empty Milvus."""
+    """Drop every alias, collection and non-default database, so a test starts from an empty Milvus.
+
+    Connecting can fail transiently: the gRPC server answers a fresh channel with GOAWAY "Too many
+    pings" when earlier clients of this process pinged it often. A new client then connects fine.
+    """
+    from pymilvus.exceptions import MilvusException
+
+    wait_for(
+        lambda: _drop_everything_once(uri) or True,
+        timeout=60,
+        ignore=(MilvusException,),
+        message=f"could not empty milvus-lite at {uri}",
+    )
+
+
+def _drop_everything_once(uri: str) -> None:
     from pymilvus import MilvusClient
 
     client = MilvusClient(uri=uri, timeout=30)
