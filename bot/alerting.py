@@ -1036,14 +1036,10 @@ class AlertWorker:
 
         if time.monotonic() < self._lease_until - LEASE_TTL_S / 2:
             return True
-        store = self.runtime.store
-        holder = store.holder("alert-worker")
-        if holder is not None and holder.owner != self.owner:
-            return False
-        if holder is not None:
-            store.release("alert-worker", self.owner)
-        if store.acquire("alert-worker", self.owner, "turns alert notifications into Slack messages",
-                         dt.timedelta(seconds=LEASE_TTL_S)) is None:
+        if not self.runtime.store.hold(
+            "alert-worker", self.owner, "turns alert notifications into Slack messages",
+            dt.timedelta(seconds=LEASE_TTL_S),
+        ):
             return False
         self._lease_until = time.monotonic() + LEASE_TTL_S
         return True

@@ -197,12 +197,7 @@ class Outbox:
             self._wake.clear()
 
     def _renew_lease(self) -> bool:
-        holder = self.store.holder("outbox-worker")
-        if holder and holder.owner != self.owner:
-            return False
-        if holder:
-            self.store.release("outbox-worker", self.owner)
-        return self.store.acquire("outbox-worker", self.owner, "drains the Slack outbox", LEASE_TTL) is not None
+        return self.store.hold("outbox-worker", self.owner, "drains the Slack outbox", LEASE_TTL)
 
     def drain_once(self) -> float:
         """Send every row that may be sent now; returns seconds until the next one could be."""

@@ -144,6 +144,22 @@ class Store:
                 continue
         return None
 
+    def hold(self, name: str, owner: str, description: str, ttl: dt.timedelta) -> bool:
+        """Take the lease or extend our own, in one step: a worker that let go and re-took it would
+        leave a gap in which another replica could start a second worker."""
+        table = schema.locks
+        now = utcnow()
+        try:
+            with self.engine.begin() as conn:
+                extended = conn.execute(
+                    update(table)
+                    .where(table.c.name == name, table.c.owner == owner)
+                    .values(expires_at=now + ttl)
+                ).rowcount
+        except OperationalError:  # SQLite busy: the caller tries again on its next round
+            return False
+        return bool(extended) or self.acquire(name, owner, description, ttl) is not None
+
     def holder(self, name: str) -> Lease | None:
         table = schema.locks
         with self.engine.connect() as conn:

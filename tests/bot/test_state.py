@@ -63,3 +63,13 @@ def test_key_value_round_trip(store):
     store.kv_put("plans", "p1", {"vectors": 100_000_000})
     store.kv_put("plans", "p1", {"vectors": 200_000_000})
     assert store.kv_get("plans", "p1") == {"vectors": 200_000_000}
+
+
+def test_a_worker_lease_is_extended_by_its_holder_and_never_free_in_between(store):
+    assert store.hold("outbox-worker", "A", "drains the outbox", dt.timedelta(seconds=30))
+    first = store.holder("outbox-worker")
+    assert store.hold("outbox-worker", "A", "drains the outbox", dt.timedelta(minutes=5))
+    extended = store.holder("outbox-worker")
+    assert first is not None and extended is not None and extended.expires_at > first.expires_at
+    assert not store.hold("outbox-worker", "B", "drains the outbox", dt.timedelta(seconds=30))
+    assert store.holder("outbox-worker").owner == "A"
