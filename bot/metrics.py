@@ -28,9 +28,3 @@ SLACK_CALLS = Counter(
 OUTBOX_PENDING = Gauge(
     "milvus_chatops_outbox_pending", "Messages waiting in the outbox to reach Slack.", registry=REGISTRY
 )
-ALERT_NOTIFICATIONS = Counter(
-    "milvus_chatops_alert_notifications_total",
-    "Alertmanager webhook deliveries, by result.",
-    ["result"],
-    registry=REGISTRY,
-)

@@ -34,8 +34,6 @@ class CommandSpec:
     # Commands that act on one environment take it as the first positional argument or --env.
     targets_env: bool
     examples: tuple[str, ...] = ()
-    # Commands that only read and never change anything; shown in help, used for auditing noise.
-    read_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -99,10 +97,9 @@ def command(
     role: Role | None = Role.viewer,
     targets_env: bool = False,
     examples: tuple[str, ...] = (),
-    read_only: bool = True,
 ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        REGISTRY.add_command(CommandSpec(name, summary, args, fn, role, targets_env, examples, read_only))
+        REGISTRY.add_command(CommandSpec(name, summary, args, fn, role, targets_env, examples))
         return fn
 
     return register

@@ -7,6 +7,7 @@ import logging
 import threading
 from typing import Any
 
+from bot.alerting import AlertIntake, AlertWorker
 from bot.settings import Settings
 
 log = logging.getLogger("milvus_chatops.server")
@@ -47,8 +48,8 @@ class Service:
         self.slack_enabled: bool = bool(settings.slack_signing_secret and settings.slack_bot_token)
         self.bolt: Any = build_bolt_app(self.runtime, self.dispatcher, self.client) if self.slack_enabled else None
         self.socket_handler: Any = None
-        self.alert_intake: Any = _optional_alert_intake(self.runtime)
-        self.alert_worker: Any = _optional_alert_worker(self.runtime)
+        self.alert_intake: AlertIntake = AlertIntake(self.runtime)
+        self.alert_worker: AlertWorker = AlertWorker(self.runtime)
         from bot.scheduler import Scheduler
 
         self.scheduler: Scheduler = Scheduler(self.runtime)
@@ -59,8 +60,7 @@ class Service:
         # every thread for 100-300 ms under load. Freezing moves them out of the collector's way.
         gc.freeze()
         self.outbox.start()
-        if self.alert_worker is not None:
-            self.alert_worker.start()
+        self.alert_worker.start()
         self.scheduler.start()
         if self.bolt is not None and self.settings.slack_app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -75,7 +75,7 @@ class Service:
         stoppers: list[Any] = [
             self.socket_handler.close if self.socket_handler else None,
             self.scheduler.stop,
-            self.alert_worker.stop if self.alert_worker else None,
+            self.alert_worker.stop,
             self.outbox.stop if self.outbox else None,
             self.runtime.clients.close_all,
         ]
@@ -104,22 +104,6 @@ def _warm_up_charts() -> None:
         log.warning("chart warm-up failed; the first chart will be slower", exc_info=True)
 
 
-def _optional_alert_intake(runtime: Any) -> Any:
-    try:
-        from bot.alerting import AlertIntake
-    except ImportError:
-        return None
-    return AlertIntake(runtime)
-
-
-def _optional_alert_worker(runtime: Any) -> Any:
-    try:
-        from bot.alerting import AlertWorker
-    except ImportError:
-        return None
-    return AlertWorker(runtime)
-
-
 def build_asgi(service: Service) -> Any:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from starlette.applications import Starlette
@@ -141,8 +125,6 @@ def build_asgi(service: Service) -> Any:
         return to_starlette_response(bolt_response)
 
     async def alertmanager(request: Request) -> Response:
-        if service.alert_intake is None:
-            return JSONResponse({"error": "alert intake is not available in this build"}, 501)
         body = await request.body()
         status, result = await run_in_threadpool(service.alert_intake.handle, dict(request.headers), body)
         return JSONResponse(result, status)

@@ -118,7 +118,6 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
     summary="Acknowledge an alert group: silences exactly its alerts until they resolve",
     args=TargetArgs,
     role=Role.operator,
-    read_only=False,
     examples=("/milvus ack a1b2c3d4", "/milvus ack MilvusQueryNodeMemoryHigh"),
 )
 def ack(ctx: Context, args: TargetArgs) -> Reply:
@@ -134,7 +133,6 @@ def ack(ctx: Context, args: TargetArgs) -> Reply:
     summary="Silence an alert group in Alertmanager for a while",
     args=SilenceArgs,
     role=Role.operator,
-    read_only=False,
     examples=("/milvus silence a1b2c3d4 4h planned maintenance",),
 )
 def silence(ctx: Context, args: SilenceArgs) -> Reply:
@@ -151,7 +149,6 @@ def silence(ctx: Context, args: SilenceArgs) -> Reply:
     summary="Expire the silences the bot created for an alert group",
     args=TargetArgs,
     role=Role.operator,
-    read_only=False,
     examples=("/milvus unsilence a1b2c3d4",),
 )
 def unsilence(ctx: Context, args: TargetArgs) -> Reply:

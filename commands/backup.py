@@ -58,7 +58,6 @@ def _record_line(record: backups.BackupRecord) -> str:
     args=CreateArgs,
     role=Role.operator,
     targets_env=True,
-    read_only=False,
     examples=("/milvus backup create prod", "/milvus backup create staging products reviews"),
 )
 def create(ctx: Context, args: CreateArgs) -> Reply:
@@ -209,7 +208,6 @@ def verify(ctx: Context, args: BackupRefArgs) -> Reply:
     args=BackupRefArgs,
     role=Role.operator,
     targets_env=True,
-    read_only=False,
     examples=("/milvus backup delete staging-20260101-020000-ab12",),
 )
 def delete(ctx: Context, args: BackupRefArgs) -> Reply:

@@ -418,7 +418,6 @@ def _check_lock(runtime: Runtime, env: str) -> None:
     args=DeployArgs,
     role=Role.operator,
     targets_env=True,
-    read_only=False,
     examples=(
         "/milvus deploy staging --version 2.5.16 --dry-run",
         "/milvus deploy prod --plan p-3f9a --set queryNode.replicas=3",
@@ -717,7 +716,6 @@ def _prometheus_up(env: Environment, p: Prepared) -> tuple[list[str], str]:
     args=RollbackArgs,
     role=Role.operator,
     targets_env=True,
-    read_only=False,
     examples=("/milvus rollback staging", "/milvus rollback prod 7"),
 )
 def rollback(ctx: Context, args: RollbackArgs) -> Reply:
@@ -871,7 +869,6 @@ def release_summary(ctx: Context, env: Environment) -> list[dict[str, Any]] | No
     summary="Approve a pending request (deploy, rollback, restore) by its id",
     args=ApproveArgs,
     role=Role.viewer,
-    read_only=False,
     examples=("/milvus approve 3f9a1c2e",),
 )
 def approve(ctx: Context, args: ApproveArgs) -> Reply:
@@ -883,7 +880,6 @@ def approve(ctx: Context, args: ApproveArgs) -> Reply:
     summary="Reject a pending request with a reason",
     args=RejectArgs,
     role=Role.viewer,
-    read_only=False,
     examples=("/milvus reject 3f9a1c2e replica cut too deep for peak hours",),
 )
 def reject(ctx: Context, args: RejectArgs) -> Reply:

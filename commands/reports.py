@@ -180,7 +180,6 @@ class RunArgs(BaseModel):
     args=RunArgs,
     role=Role.admin,
     targets_env=True,
-    read_only=False,
     examples=("/milvus reports run health prod",),
 )
 def run_now(ctx: Context, args: RunArgs) -> Reply:

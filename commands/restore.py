@@ -71,7 +71,6 @@ def _throttled(progress: Any, every_s: float) -> Any:
     args=RestoreArgs,
     role=Role.operator,
     targets_env=True,
-    read_only=False,
     examples=(
         "/milvus restore prod-20260101-020000-ab12 --to staging",
         "/milvus restore prod-20260101-020000-ab12 --to prod --collections products --suffix _restored",
