@@ -51,10 +51,10 @@ class SecretFilter(logging.Filter):
         return True
 
 
-def setup_logging(settings: Settings) -> None:
+def setup_logging(settings: Settings, default_level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(SecretFilter(settings.secret_values()))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
+    root.setLevel((settings.log_level or default_level).upper())

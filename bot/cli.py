@@ -44,10 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.errors import ChatOpsError
 
     settings = load_settings(args.config)
-    if args.cmd in ("run", "console") and "MILVUS_CHATOPS_LOG_LEVEL" not in __import__("os").environ:
-        # One-shot and interactive use want the reply, not library chatter, on the terminal.
-        settings.log_level = "WARNING"
-    setup_logging(settings)
+    setup_logging(settings, default_level="WARNING" if args.cmd in ("run", "console") else "INFO")
     try:
         if args.cmd == "serve":
             from bot.server import serve

@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     alertmanager_webhook_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ALERTMANAGER_WEBHOOK_TOKEN")
     )
-    log_level: str = Field(default="INFO", validation_alias=AliasChoices("MILVUS_CHATOPS_LOG_LEVEL"))
+    # Unset: INFO for serve, WARNING for run and console (they want the reply, not library chatter).
+    log_level: str | None = Field(default=None, validation_alias=AliasChoices("MILVUS_CHATOPS_LOG_LEVEL"))
 
     @property
     def state_url(self) -> str:

@@ -26,11 +26,7 @@ class HelpArgs(BaseModel):
 def handle(ctx: Context, args: HelpArgs) -> Reply:
     if args.topic:
         return _one(" ".join(args.topic).lower())
-    lines = []
-    for group, specs in REGISTRY.groups().items():
-        for spec in specs:
-            lines.append(f"`{spec.name}` {spec.summary}")
-        del group
+    lines = [f"`{spec.name}` {spec.summary}" for specs in REGISTRY.groups().values() for spec in specs]
     text = "\n".join(lines)
     envs = ", ".join(ctx.config.environments)
     return Reply(

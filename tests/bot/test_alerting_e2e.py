@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from tests.bot.alerting_helpers import OPERATOR, alert, am_state, notification
+from tests.bot.alerting_helpers import OPERATOR, alert, alertmanager_yaml, am_state, notification
 from tests.support.bot_server import WEBHOOK_TOKEN
 from tests.support.servers import free_port, start_alertmanager, start_prometheus
 from tests.support.wait import wait_for
@@ -33,21 +33,7 @@ access:
 
 
 def am_config(webhook_url: str) -> str:
-    return f"""
-route:
-  receiver: bot
-  group_by: [alertname, environment]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: bot
-    webhook_configs:
-      - url: {webhook_url}
-        send_resolved: true
-        http_config:
-          authorization: {{type: Bearer, credentials: {WEBHOOK_TOKEN}}}
-"""
+    return alertmanager_yaml(webhook_url, WEBHOOK_TOKEN)
 
 
 PROBE_RULES = """
