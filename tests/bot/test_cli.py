@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,14 +25,17 @@ def cli(*args: str, data_dir: Path, stdin: str | None = None, timeout: float = 1
     )
 
 
-def test_help_is_quick_because_heavy_clients_load_lazily(tmp_path):
-    started = time.perf_counter()
+def test_help_lists_the_commands_without_loading_heavy_clients(tmp_path):
     out = cli("--help", data_dir=tmp_path)
     assert out.returncode == 0
     for word in ("serve", "console", "run", "check-config"):
         assert word in out.stdout
-    # Not a benchmark (see bench/): a guard that --help never imports pymilvus or boto3 again.
-    assert time.perf_counter() - started < 5
+    # How fast that is, is measured in bench/bench_serve.py; here: the clients stay unimported.
+    traced = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bot", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()}
+    assert not imported & {"pymilvus", "boto3", "kubernetes", "matplotlib", "slack_bolt", "sqlalchemy"}
 
 
 def test_run_json_prints_one_object_and_exit_codes_tell_ok_from_user_error(tmp_path):
@@ -90,4 +92,4 @@ def test_console_renders_blocks_numbers_buttons_and_switches_user(tmp_path):
     assert "`local`: admin" in text
     assert "Now acting as U0SOMEONE." in text
     assert "`local`: no access" in text
-    assert "/milvus whoami" in text  # the help for whoami, run as the local operator again
+    assert "Show your roles in each environment" in text  # the help for whoami, as the local operator
