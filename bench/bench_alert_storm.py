@@ -227,6 +227,9 @@ def in_process(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="alert-storm-") as tmp:
         runtime, outbox = make_runtime(Path(tmp), slack.api_url)
         worker = AlertWorker(runtime)
+        import gc
+
+        gc.freeze()  # as `serve` does at start-up (bot/server.py), so the in-process figure is comparable
         outbox.start()
         worker.start()
         latencies: list[float] = []

@@ -940,13 +940,6 @@ class AlertWorker:
         self._lease_until = 0.0
 
     def start(self) -> None:
-        import gc
-
-        # `serve` starts the worker once everything is imported. Freezing that start-up heap (~170k
-        # objects) keeps it out of full garbage collections, which otherwise pause every thread for
-        # 100-300 ms and set the webhook's p99 (measured: in-process storm p99 111 ms -> 23 ms).
-        # It belongs in the server's start-up; it is here until it is there, and is harmless twice.
-        gc.freeze()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="alert-worker", daemon=True)
         self._thread.start()
