@@ -216,11 +216,9 @@ def main() -> int:
 def in_process(args: argparse.Namespace) -> int:
     import gc
 
-    from bot.alerting import AlertWorker
-    from bot.registry import load_commands
+    from commands.alerts.engine import AlertWorker
     from tests.bot.alerting_helpers import deliver, make_runtime
 
-    load_commands()  # the same heap as serve, so garbage collection costs what it costs there
     storm = build_storm(args.groups, args.alerts_per_group)
     bodies = [json.dumps(n).encode() for _, n in storm]
     slack = FakeSlack().start()

@@ -110,12 +110,12 @@ def main() -> int:
 def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
     from boto3.s3.transfer import TransferConfig
 
-    from bot import backups
     from bot.config import Config
     from bot.context import Runtime
     from bot.settings import Settings
     from bot.state import Store
-    from integrations.milvus import client_for
+    from commands import build_registry
+    from commands.backup import engine as backups
     from integrations.s3 import make_s3_client
 
     config = Config.model_validate({"environments": {"bench": {
@@ -137,9 +137,9 @@ def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
             return None
 
     runtime = Runtime(settings=Settings(MILVUS_CHATOPS_DATA_DIR=str(workdir)), config=config, store=store,
-                      messenger=Quiet())
+                      messenger=Quiet(), registry=build_registry())
     env = config.environments["bench"]
-    client = client_for(runtime, env.milvus, env.name)
+    client = runtime.services.milvus_client(env)
     s3 = make_s3_client(endpoint_url=s3_url, region="us-east-1")
     s3.create_bucket(Bucket="bench")
     raw_row = 8 + 4 * args.dim  # int64 pk + float32 vector: the data's own size, used for every MB/s below
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
     record = backups.create_backup(runtime, env, ["vectors"])
     backup_s = time.perf_counter() - t0
     print(line("backup (logical engine)", record.rows, record.rows * raw_row, backup_s)
-          + f"  stored {record.bytes / 1e6:,.0f} MB in {len(list(backups.store_for(runtime, env).list('bench/')))}"
+          + f"  stored {record.bytes / 1e6:,.0f} MB in {len(list(runtime.services.object_store(env).list('bench/')))}"
           " objects")
 
     # 4. Raw upload: the same number of stored bytes, in objects of the same size, with boto3 alone.
@@ -242,7 +242,7 @@ def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
           f"{'PASS' if restore_insert_rate >= 0.8 * insert_rate else 'FAIL'}")
     print(f"restore end to end (incl. index, load, checks, rename): {restore_rate:,.0f} rows/s = "
           f"{restore_rate / usable_rate:.0%} of raw insert + flush + index + load ({usable_rate:,.0f} rows/s)")
-    runtime.clients.close_all()
+    runtime.services.close_all()
     return 0
 
 

@@ -29,19 +29,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.access import Identity  # noqa: E402
-from bot.approvals import Approvals, approval_executor  # noqa: E402
 from bot.config import Config  # noqa: E402
 from bot.context import Context, Runtime  # noqa: E402
 from bot.dispatch import Dispatcher  # noqa: E402
 from bot.reply import Attachment, Message, Reply  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.state import Store  # noqa: E402
+from commands import build_registry  # noqa: E402
+from commands.approvals.workflow import Approvals  # noqa: E402
 
 RUNS: list[str] = []
 RUNS_LOCK = threading.Lock()
 
 
-@approval_executor("bench-change")
 def _execute(ctx: Context, request: Any) -> Reply:
     with RUNS_LOCK:
         RUNS.append(request.id)
@@ -69,8 +69,10 @@ def pct(values: list[float], q: float) -> float:
 def runtime_for(directory: Path, config: dict[str, Any]) -> Runtime:
     store = Store(f"sqlite:///{directory / 'state.db'}")
     store.migrate()
+    registry = build_registry()
+    registry.executor("bench-change", _execute)
     return Runtime(settings=Settings(data_dir=directory), config=Config.model_validate(config), store=store,
-                   messenger=NullMessenger())
+                   messenger=NullMessenger(), registry=registry)
 
 
 def approval_config(required: int) -> dict[str, Any]:
@@ -168,7 +170,7 @@ def bench_previews(previews: int) -> None:
         calls = len(helm.calls()) / previews
         print(f"deploy --dry-run preview ({previews} runs, {calls:.0f} helm calls each, fakes): "
               f"p50 {statistics.median(timings):.0f} ms, max {max(timings):.0f} ms")
-        runtime.clients.close_all()
+        runtime.services.close_all()
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import Environment, HealthThresholds, MilvusTarget
-from bot.reports import build_capacity, build_health
+from commands.reports.engine import build_capacity, build_health
 from integrations.prometheus import connect
 from tests.bot.reports_helpers import INST, NS, milvus_scrape_config
 from tests.support.servers import start_milvus_server, start_prometheus

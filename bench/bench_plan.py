@@ -22,8 +22,8 @@ from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.helm_values import render_values
-from bot.sizing import Plan, PlanInput, parse_plan_input, plan
+from commands.plan.sizing import Plan, PlanInput, parse_plan_input, plan
+from commands.plan.values import render_values
 
 INDEXES = [
     "FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "IVF_RABITQ", "HNSW", "DISKANN", "SCANN", "BIN_FLAT", "BIN_IVF_FLAT",

@@ -38,7 +38,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 from pymilvus import DataType, MilvusClient  # noqa: E402
 
-from bot.sizing import GIB, parse_plan_input, plan  # noqa: E402
+from commands.plan.sizing import GIB, parse_plan_input, plan  # noqa: E402
 from tests.support.servers import milvus_server_available, start_milvus_server  # noqa: E402
 
 MIB = 1024**2

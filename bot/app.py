@@ -9,6 +9,7 @@ from pathlib import Path
 from bot.config import Config, load_config
 from bot.context import Runtime
 from bot.messaging import Messenger
+from bot.registry import Registry
 from bot.settings import Settings
 from bot.state import Store
 
@@ -28,10 +29,10 @@ def load(settings: Settings) -> tuple[Config, Store]:
     return config, store
 
 
-def build_runtime(settings: Settings, messenger_on: Callable[[Store], Messenger]) -> Runtime:
+def build_runtime(settings: Settings, messenger_on: Callable[[Store], Messenger], registry: Registry) -> Runtime:
     """``messenger_on(store)`` builds the messenger: the outbox keeps its queue in the state store."""
     config, store = load(settings)
-    return Runtime(settings=settings, config=config, store=store, messenger=messenger_on(store))
+    return Runtime(settings=settings, config=config, store=store, messenger=messenger_on(store), registry=registry)
 
 
 class SecretFilter(logging.Filter):

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bot.registry import Registry
     from bot.settings import Settings
+
+# The capabilities are handed in by the composition root (commands.main): the core imports none.
+RegistryFactory = Callable[[], "Registry"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None, build_registry: RegistryFactory) -> int:
     args = _parser().parse_args(argv)
     from bot.app import load_settings, setup_logging
     from bot.errors import ChatOpsError
@@ -49,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "serve":
             from bot.server import serve
 
-            return serve(settings, host=args.host, port=args.port)
+            return serve(settings, build_registry(), host=args.host, port=args.port)
         if args.cmd == "check-config":
             from bot.checks import check_config
 
             return check_config(settings)
-        return _local(args, settings)
+        return _local(args, settings, build_registry())
     except ChatOpsError as exc:
         print(exc.user_text(), file=sys.stderr)
         return exc.exit_code
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _local(args: argparse.Namespace, settings: Settings) -> int:
+def _local(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     from bot.app import build_runtime
     from bot.config import LOCAL_OPERATOR
     from bot.console import BlockRenderer, Console, ConsoleMessenger, reply_payload
@@ -72,7 +77,7 @@ def _local(args: argparse.Namespace, settings: Settings) -> int:
     channel_out = sys.stderr if args.cmd == "run" else sys.stdout
     renderer = BlockRenderer(color=channel_out.isatty())
     messenger = ConsoleMessenger(channel_out, renderer, files_dir=Path(settings.data_dir) / "files")
-    runtime = build_runtime(settings, lambda _store: messenger)
+    runtime = build_runtime(settings, lambda _store: messenger, registry)
     user = args.user or LOCAL_OPERATOR
     dispatcher = Dispatcher(runtime)
     try:
@@ -88,4 +93,4 @@ def _local(args: argparse.Namespace, settings: Settings) -> int:
             Console(dispatcher, messenger, user).show(outcome)
         return outcome.exit_code
     finally:
-        runtime.clients.close_all()
+        runtime.services.close_all()

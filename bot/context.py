@@ -2,57 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from bot.access import AccessPolicy, Identity
 from bot.audit import AuditLog
 from bot.config import Config, Environment
 from bot.errors import NotFound, UsageError
 from bot.messaging import Messenger, Progress, no_progress
+from bot.registry import Registry
+from bot.services import Services
 from bot.settings import Settings
 from bot.state import Store
-
-log = logging.getLogger("milvus_chatops.context")
-T = TypeVar("T")
-
-
-class ClientCache:
-    """Clients that are costly to open (a Milvus Lite file can only be opened once per process)."""
-
-    def __init__(self) -> None:
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str, factory: Callable[[], T]) -> T:
-        with self._lock:
-            if key not in self._clients:
-                self._clients[key] = factory()
-            client: T = self._clients[key]
-            return client
-
-    def drop(self, key: str) -> None:
-        with self._lock:
-            client = self._clients.pop(key, None)
-        _close(client)
-
-    def close_all(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            _close(client)
-
-
-def _close(client: Any) -> None:
-    close = getattr(client, "close", None)
-    if callable(close):
-        try:
-            close()
-        except Exception:  # closing is best effort at shutdown
-            log.debug("closing client failed", exc_info=True)
 
 
 class GroupDirectory:
@@ -68,14 +28,16 @@ class Runtime:
     config: Config
     store: Store
     messenger: Messenger
+    registry: Registry
     policy: AccessPolicy = field(init=False)
     audit: AuditLog = field(init=False)
-    clients: ClientCache = field(default_factory=ClientCache)
+    services: Services = field(init=False)
     directory: GroupDirectory = field(default_factory=GroupDirectory)
 
     def __post_init__(self) -> None:
         self.policy = AccessPolicy(self.config)
         self.audit = AuditLog(self.store)
+        self.services = Services(self.settings)
 
     def environment(self, name: str | None) -> Environment:
         """Resolve an environment name; it may be omitted when only one is configured."""
@@ -124,6 +86,10 @@ class Context:
     @property
     def messenger(self) -> Messenger:
         return self.runtime.messenger
+
+    @property
+    def services(self) -> Services:
+        return self.runtime.services
 
     def require_env(self) -> Environment:
         if self.env is None:

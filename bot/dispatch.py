@@ -24,7 +24,7 @@ from bot.errors import AccessDenied, ChatOpsError, UsageError, describe_failure,
 from bot.messaging import Progress, no_progress
 from bot.metrics import COMMAND_LATENCY, COMMANDS
 from bot.redact import redact
-from bot.registry import CommandSpec, Registry, load_commands
+from bot.registry import CommandSpec
 from bot.reply import Reply
 
 log = logging.getLogger("milvus_chatops.dispatch")
@@ -41,9 +41,9 @@ def error_reply(text: str) -> Reply:
 
 
 class Dispatcher:
-    def __init__(self, runtime: Runtime, registry: Registry | None = None) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.registry = registry or load_commands()
+        self.registry = runtime.registry
 
     # -- slash commands ------------------------------------------------------------------------
 

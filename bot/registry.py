@@ -1,27 +1,48 @@
-"""The one registry of subcommands, buttons and modals.
+"""What the capabilities declare: subcommands, buttons and modals, scheduled tasks, sweeps, approval
+executors, HTTP routes and background workers.
 
-Command modules declare themselves with ``@command`` / ``@action`` / ``@view``; ``load_commands``
-imports every module in ``commands/`` once. Nothing here runs a handler: bot/dispatch.py does, after
-the access check, and writes the audit record.
+A capability package exposes one ``register(registry)`` that adds its pieces here; the composition
+root (``commands.build_registry``) calls each in turn. Nothing registers itself at import and no
+module global holds a handler, so a registry is an ordinary value: tests build their own.
+
+``@command`` and ``@action`` only wrap a handler in its spec (the handler stays callable); they do
+not register anything. Nothing here runs a handler: bot/dispatch.py does, after the access check,
+and writes the audit record.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
 from bot.config import Role
 
 if TYPE_CHECKING:
-    from bot.context import Context
+    from bot.config import Config
+    from bot.context import Context, Runtime
     from bot.reply import Reply
+    from bot.scheduler import JobSpec
 
 Handler = Callable[["Context", Any], "Reply"]
+# A scheduled task: ``task(runtime, **kwargs) -> summary``.
+Task = Callable[..., str]
+JobSource = Callable[["Config"], "Iterable[JobSpec]"]
+Sweep = Callable[["Runtime"], object]
+# What runs once an approval request of a kind has its approvals: ``executor(ctx, request) -> Reply``.
+Executor = Callable[["Context", Any], "Reply"]
+# An HTTP endpoint served by ``serve``: ``handle(headers, body) -> (status, json)``.
+RouteHandler = Callable[[dict[str, str], bytes], tuple[int, dict[str, Any]]]
+
+
+class Worker(Protocol):
+    """A background loop that ``serve`` starts after the outbox and stops before it."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -34,6 +55,9 @@ class CommandSpec:
     # Commands that act on one environment take it as the first positional argument or --env.
     targets_env: bool
     examples: tuple[str, ...] = ()
+
+    def __call__(self, ctx: Context, args: Any) -> Reply:
+        return self.handler(ctx, args)
 
 
 @dataclass(frozen=True)
@@ -49,22 +73,71 @@ class ActionSpec:
     role: Role
     kind: str = "button"
 
+    def __call__(self, ctx: Context, payload: Any) -> Reply:
+        return self.handler(ctx, payload)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """Housekeeping run every ``seconds`` in each replica; it must be idempotent across replicas."""
+
+    name: str
+    seconds: float
+    fn: Sweep
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    path: str
+    # Built once the runtime exists: ``factory(runtime) -> handler``.
+    factory: Callable[[Runtime], RouteHandler]
+
 
 @dataclass
 class Registry:
     commands: dict[str, CommandSpec] = field(default_factory=dict)
     actions: dict[str, ActionSpec] = field(default_factory=dict)
-    loaded: bool = False
+    tasks: dict[str, Task] = field(default_factory=dict)
+    job_sources: list[JobSource] = field(default_factory=list)
+    sweeps: list[SweepSpec] = field(default_factory=list)
+    executors: dict[str, Executor] = field(default_factory=dict)
+    routes: list[RouteSpec] = field(default_factory=list)
+    workers: list[Callable[[Runtime], Worker]] = field(default_factory=list)
+    # Slow first-use costs (matplotlib) paid in the background when ``serve`` starts.
+    warm_ups: list[Callable[[], object]] = field(default_factory=list)
 
-    def add_command(self, spec: CommandSpec) -> None:
-        if spec.name in self.commands:
-            raise RuntimeError(f"command {spec.name!r} registered twice")
-        self.commands[spec.name] = spec
+    # -- declaring ---------------------------------------------------------------------------------
 
-    def add_action(self, spec: ActionSpec) -> None:
-        if spec.name in self.actions:
-            raise RuntimeError(f"action {spec.name!r} registered twice")
-        self.actions[spec.name] = spec
+    def add(self, *specs: CommandSpec | ActionSpec) -> None:
+        for spec in specs:
+            if isinstance(spec, CommandSpec):
+                _unique(self.commands, spec.name, "command")[spec.name] = spec
+            else:
+                _unique(self.actions, spec.name, "action")[spec.name] = spec
+
+    def task(self, name: str, fn: Task) -> None:
+        _unique(self.tasks, name, "scheduled task")[name] = fn
+
+    def job_source(self, fn: JobSource) -> None:
+        """``fn(config)`` lists the scheduled jobs a config asks for (backup schedules, reports)."""
+        self.job_sources.append(fn)
+
+    def sweep(self, name: str, seconds: float, fn: Sweep) -> None:
+        self.sweeps.append(SweepSpec(name, seconds, fn))
+
+    def executor(self, kind: str, fn: Executor) -> None:
+        _unique(self.executors, kind, "approval executor")[kind] = fn
+
+    def route(self, path: str, factory: Callable[[Runtime], RouteHandler]) -> None:
+        self.routes.append(RouteSpec(path, factory))
+
+    def worker(self, factory: Callable[[Runtime], Worker]) -> None:
+        self.workers.append(factory)
+
+    def warm_up(self, fn: Callable[[], object]) -> None:
+        self.warm_ups.append(fn)
+
+    # -- looking up --------------------------------------------------------------------------------
 
     def resolve(self, tokens: list[str]) -> tuple[CommandSpec | None, list[str]]:
         """Longest match: ``backup create prod`` -> (backup create, [prod])."""
@@ -86,7 +159,10 @@ class Registry:
         return self.actions.get(action_id.split(":", 1)[0])
 
 
-REGISTRY = Registry()
+def _unique(table: dict[str, Any], name: str, what: str) -> dict[str, Any]:
+    if name in table:
+        raise RuntimeError(f"{what} {name!r} registered twice")
+    return table
 
 
 def command(
@@ -97,28 +173,17 @@ def command(
     role: Role | None = Role.viewer,
     targets_env: bool = False,
     examples: tuple[str, ...] = (),
-) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        REGISTRY.add_command(CommandSpec(name, summary, args, fn, role, targets_env, examples))
-        return fn
+) -> Callable[[Handler], CommandSpec]:
+    """Wrap a handler in its spec; the capability's ``register`` adds it to a registry."""
 
-    return register
+    def declare(fn: Handler) -> CommandSpec:
+        return CommandSpec(name, summary, args, fn, role, targets_env, examples)
 
-
-def action(name: str, *, role: Role = Role.operator, kind: str = "button") -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        REGISTRY.add_action(ActionSpec(name, fn, role, kind))
-        return fn
-
-    return register
+    return declare
 
 
-def load_commands() -> Registry:
-    if not REGISTRY.loaded:
-        import commands
+def action(name: str, *, role: Role = Role.operator, kind: str = "button") -> Callable[[Handler], ActionSpec]:
+    def declare(fn: Handler) -> ActionSpec:
+        return ActionSpec(name, fn, role, kind)
 
-        for module in pkgutil.iter_modules(commands.__path__):
-            if not module.name.startswith("_"):
-                importlib.import_module(f"commands.{module.name}")
-        REGISTRY.loaded = True
-    return REGISTRY
+    return declare

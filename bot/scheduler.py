@@ -1,6 +1,7 @@
 """Scheduled work (backups, reports, sweeps): apscheduler with its jobs kept in the state store.
 
-Features declare *tasks* (``@scheduled_task``) and derive *jobs* from the config (``@job_source``).
+Capabilities register *tasks* and *job sources* (which derive jobs from the config) and *sweeps*
+(housekeeping every few seconds) in the registry.
 Each due run is claimed by inserting a ``job_runs`` row keyed by job and scheduled time, so a restart
 neither loses a run (apscheduler keeps next_run_time in the store and runs misfires within the grace
 time) nor doubles it, and several replicas sharing the store run it once.
@@ -15,7 +16,6 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +28,10 @@ from bot.state import as_utc, utcnow
 if TYPE_CHECKING:
     from bot.config import Config
     from bot.context import Runtime
+    from bot.registry import Registry
 
 log = logging.getLogger("milvus_chatops.scheduler")
 
-Task = Callable[..., str]
-TASKS: dict[str, Task] = {}
-JOB_SOURCES: list[Callable[[Config], Iterable[JobSpec]]] = []
 MISFIRE_GRACE_S = 6 * 3600
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -53,50 +51,19 @@ class JobSpec:
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def scheduled_task(name: str) -> Callable[[Task], Task]:
-    def register(fn: Task) -> Task:
-        TASKS[name] = fn
-        return fn
-
-    return register
-
-
-PERIODIC: list[tuple[float, Callable[[Runtime], object]]] = []
-
-
-def periodic(seconds: float) -> Callable[[Callable[[Runtime], object]], Callable[[Runtime], object]]:
-    """Housekeeping run every ``seconds`` in each replica (sweeps must be idempotent: expiring
-    approvals, expiring silences of resolved alerts, cleaning up incomplete backups)."""
-
-    def register(fn: Callable[[Runtime], object]) -> Callable[[Runtime], object]:
-        PERIODIC.append((seconds, fn))
-        return fn
-
-    return register
-
-
-def _run_periodic(index: int) -> None:
-    _seconds, fn = PERIODIC[index]
+def _run_sweep(index: int) -> None:
     if _runtime is None:
         return
+    sweep = _runtime.registry.sweeps[index]
     try:
-        fn(_runtime)
+        sweep.fn(_runtime)
     except Exception:
-        log.exception("periodic task %s failed", getattr(fn, "__qualname__", fn))
+        log.exception("sweep %s failed", sweep.name)
 
 
-def job_source(fn: Callable[[Config], Iterable[JobSpec]]) -> Callable[[Config], Iterable[JobSpec]]:
-    JOB_SOURCES.append(fn)
-    return fn
-
-
-def jobs_from_config(config: Config) -> list[JobSpec]:
-    from bot.registry import load_commands
-
-    # Tasks and job sources live in feature modules that the feature's command module imports.
-    load_commands()
+def jobs_from_config(registry: Registry, config: Config) -> list[JobSpec]:
     specs: list[JobSpec] = []
-    for source in JOB_SOURCES:
+    for source in registry.job_sources:
         specs.extend(source(config))
     return specs
 
@@ -140,7 +107,7 @@ def run_job(runtime: Runtime, spec: JobSpec, scheduled_for: dt.datetime, *, acto
     env = spec.kwargs.get("env")
     outcome, summary, ref = "ok", "", None
     try:
-        task = TASKS[spec.task]
+        task = runtime.registry.tasks[spec.task]
         summary = task(runtime, **spec.kwargs) or ""
     except Exception as exc:
         from bot.errors import describe_failure
@@ -211,15 +178,15 @@ class Scheduler:
             timezone="UTC",
         )
         self._scheduler.start(paused=True)
-        specs = jobs_from_config(self.runtime.config)
+        specs = jobs_from_config(self.runtime.registry, self.runtime.config)
         self._sync(specs)
-        for index, (seconds, fn) in enumerate(PERIODIC):
+        for index, sweep in enumerate(self.runtime.registry.sweeps):
             self._scheduler.add_job(
-                _run_periodic,
+                _run_sweep,
                 "interval",
-                seconds=seconds,
+                seconds=sweep.seconds,
                 args=[index],
-                id=f"periodic:{getattr(fn, '__qualname__', index)}",
+                id=f"sweep:{sweep.name}",
                 jobstore="memory",
                 replace_existing=True,
             )

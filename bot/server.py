@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from bot.alerting import AlertIntake, AlertWorker
+from bot.registry import Registry, RouteHandler, Worker
 from bot.settings import Settings
 
 log = logging.getLogger("milvus_chatops.server")
@@ -26,7 +27,7 @@ def slack_client(settings: Settings) -> Any:
 class Service:
     """Everything `serve` runs, started and stopped together."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, registry: Registry) -> None:
         from bot.app import build_runtime
         from bot.dispatch import Dispatcher
         from bot.outbox import Outbox
@@ -41,15 +42,15 @@ class Service:
             self.outbox = Outbox(store, self.client)
             return self.outbox
 
-        self.runtime = build_runtime(settings, outbox_on)
+        self.runtime = build_runtime(settings, outbox_on, registry)
         assert self.outbox is not None
         self.runtime.directory = SlackGroupDirectory(self.client, referenced_groups(self.runtime.config))
         self.dispatcher = Dispatcher(self.runtime)
         self.slack_enabled: bool = bool(settings.slack_signing_secret and settings.slack_bot_token)
         self.bolt: Any = build_bolt_app(self.runtime, self.dispatcher, self.client) if self.slack_enabled else None
         self.socket_handler: Any = None
-        self.alert_intake: AlertIntake = AlertIntake(self.runtime)
-        self.alert_worker: AlertWorker = AlertWorker(self.runtime)
+        self.routes: dict[str, RouteHandler] = {r.path: r.factory(self.runtime) for r in registry.routes}
+        self.workers: list[Worker] = [make(self.runtime) for make in registry.workers]
         from bot.scheduler import Scheduler
 
         self.scheduler: Scheduler = Scheduler(self.runtime)
@@ -60,24 +61,26 @@ class Service:
         # every thread for 100-300 ms under load. Freezing moves them out of the collector's way.
         gc.freeze()
         self.outbox.start()
-        self.alert_worker.start()
+        for worker in self.workers:
+            worker.start()
         self.scheduler.start()
         if self.bolt is not None and self.settings.slack_app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             self.socket_handler = SocketModeHandler(self.bolt, self.settings.slack_app_token.get_secret_value())
             self.socket_handler.connect()
-        # matplotlib's first import takes seconds; pay it now, off the request path, not in the
-        # first report someone asks for.
-        threading.Thread(target=_warm_up_charts, name="charts-warm-up", daemon=True).start()
+        # matplotlib's first import takes seconds; pay such costs now, off the request path, not in
+        # the first report someone asks for.
+        for warm_up in self.runtime.registry.warm_ups:
+            threading.Thread(target=_warm_up, args=(warm_up,), name="warm-up", daemon=True).start()
 
     def stop(self) -> None:
         stoppers: list[Any] = [
             self.socket_handler.close if self.socket_handler else None,
             self.scheduler.stop,
-            self.alert_worker.stop,
+            *(worker.stop for worker in reversed(self.workers)),
             self.outbox.stop if self.outbox else None,
-            self.runtime.clients.close_all,
+            self.runtime.services.close_all,
         ]
         for stop in stoppers:
             if stop is None:
@@ -95,13 +98,11 @@ class Service:
         return True, "ready"
 
 
-def _warm_up_charts() -> None:
+def _warm_up(fn: Callable[[], object]) -> None:
     try:
-        from bot.charts import warm_up
-
-        warm_up()
+        fn()
     except Exception:
-        log.warning("chart warm-up failed; the first chart will be slower", exc_info=True)
+        log.warning("warm-up %s failed; its first use will be slower", getattr(fn, "__qualname__", fn), exc_info=True)
 
 
 def build_asgi(service: Service) -> Any:
@@ -124,10 +125,13 @@ def build_asgi(service: Service) -> Any:
         bolt_response = await run_in_threadpool(service.bolt.dispatch, to_bolt_request(request, body))
         return to_starlette_response(bolt_response)
 
-    async def alertmanager(request: Request) -> Response:
-        body = await request.body()
-        status, result = await run_in_threadpool(service.alert_intake.handle, dict(request.headers), body)
-        return JSONResponse(result, status)
+    def endpoint(handle: RouteHandler) -> Any:
+        async def route(request: Request) -> Response:
+            body = await request.body()
+            status, result = await run_in_threadpool(handle, dict(request.headers), body)
+            return JSONResponse(result, status)
+
+        return route
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -142,7 +146,7 @@ def build_asgi(service: Service) -> Any:
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/alertmanager", alertmanager, methods=["POST"]),
+            *(Route(path, endpoint(handle), methods=["POST"]) for path, handle in service.routes.items()),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
@@ -150,10 +154,10 @@ def build_asgi(service: Service) -> Any:
     )
 
 
-def serve(settings: Settings, *, host: str, port: int) -> int:
+def serve(settings: Settings, registry: Registry, *, host: str, port: int) -> int:
     import uvicorn
 
-    service = Service(settings)
+    service = Service(settings, registry)
     if not service.slack_enabled:
         log.warning("SLACK_BOT_TOKEN / SLACK_SIGNING_SECRET not set: /slack/events answers 503")
     service.start()

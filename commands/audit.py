@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 from bot import blocks as bk
 from bot.config import Role
 from bot.context import Context
-from bot.registry import command
+from bot.registry import Registry, command
 from bot.reply import Reply
 
 OUTCOME_ICON = {"ok": ":white_check_mark:", "denied": ":no_entry:", "rejected": ":grey_exclamation:", "failed": ":x:"}
@@ -26,7 +26,7 @@ class AuditArgs(BaseModel):
     role=Role.admin,
     examples=("/milvus audit --env prod --limit 50",),
 )
-def handle(ctx: Context, args: AuditArgs) -> Reply:
+def audit_command(ctx: Context, args: AuditArgs) -> Reply:
     if args.env:
         ctx.runtime.environment(args.env)
     user = args.user.strip("<@>").split("|")[0] if args.user else None
@@ -64,3 +64,7 @@ def handle(ctx: Context, args: AuditArgs) -> Reply:
             ]
         },
     )
+
+
+def register(registry: Registry) -> None:
+    registry.add(audit_command)

@@ -8,7 +8,7 @@ from bot import blocks as bk
 from bot.args import describe_options, positional, usage_line
 from bot.context import Context
 from bot.errors import NotFound
-from bot.registry import REGISTRY, command
+from bot.registry import Registry, command
 from bot.reply import Reply
 
 
@@ -23,10 +23,10 @@ class HelpArgs(BaseModel):
     role=None,
     examples=("/milvus help plan",),
 )
-def handle(ctx: Context, args: HelpArgs) -> Reply:
+def help_command(ctx: Context, args: HelpArgs) -> Reply:
     if args.topic:
-        return _one(" ".join(args.topic).lower())
-    lines = [f"`{spec.name}` {spec.summary}" for specs in REGISTRY.groups().values() for spec in specs]
+        return _one(ctx.runtime.registry, " ".join(args.topic).lower())
+    lines = [f"`{spec.name}` {spec.summary}" for specs in ctx.runtime.registry.groups().values() for spec in specs]
     text = "\n".join(lines)
     envs = ", ".join(ctx.config.environments)
     return Reply(
@@ -36,16 +36,16 @@ def handle(ctx: Context, args: HelpArgs) -> Reply:
             bk.section(text),
             bk.context(f"Environments: {envs}. `/milvus help <subcommand>` shows its arguments."),
         ],
-        data={"commands": sorted(REGISTRY.commands)},
+        data={"commands": sorted(ctx.runtime.registry.commands)},
     )
 
 
-def _one(topic: str) -> Reply:
-    specs = [s for name, s in REGISTRY.commands.items() if name == topic or name.split()[0] == topic]
+def _one(registry: Registry, topic: str) -> Reply:
+    specs = [s for name, s in registry.commands.items() if name == topic or name.split()[0] == topic]
     if not specs:
         from bot.args import closest
 
-        guess = closest(topic, sorted(REGISTRY.commands))
+        guess = closest(topic, sorted(registry.commands))
         hint = f"Did you mean `{guess}`? " if guess else ""
         raise NotFound(f"There is no subcommand {bk.code(topic)}.", hint=f"{hint}Type `/milvus help` for the list.")
     out: list[dict] = []
@@ -60,3 +60,7 @@ def _one(topic: str) -> Reply:
         texts.append(body)
         out.append(bk.section(body))
     return Reply(text="\n\n".join(texts), blocks=out)
+
+
+def register(registry: Registry) -> None:
+    registry.add(help_command)

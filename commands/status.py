@@ -11,9 +11,8 @@ from bot.args import positional
 from bot.config import Environment
 from bot.context import Context
 from bot.errors import IntegrationError
-from bot.registry import command
+from bot.registry import Registry, command
 from bot.reply import Reply
-from integrations.milvus import admin_for
 
 
 class StatusArgs(BaseModel):
@@ -27,11 +26,11 @@ class StatusArgs(BaseModel):
     targets_env=True,
     examples=("/milvus status prod",),
 )
-def handle(ctx: Context, args: StatusArgs) -> Reply:
+def status_command(ctx: Context, args: StatusArgs) -> Reply:
     env = ctx.require_env()
     release = _release_blocks(ctx, env)
     try:
-        admin = admin_for(ctx.runtime, env)
+        admin = ctx.services.milvus(env)
         version = admin.server_version()
         collections = admin.inventory()
         databases = sorted({c.database for c in collections} | set(admin.databases()))
@@ -88,6 +87,10 @@ def _release_blocks(ctx: Context, env: Environment) -> list[dict[str, Any]]:
     """The Helm release's revision, chart, image and pod readiness, when the env is deployed by us."""
     if env.helm is None:
         return []
-    from commands.deploy import release_summary
+    from commands.deploy.commands import release_summary
 
     return release_summary(ctx, env) or []
+
+
+def register(registry: Registry) -> None:
+    registry.add(status_command)

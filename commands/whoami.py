@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from bot import blocks as bk
 from bot.context import Context
-from bot.registry import command
+from bot.registry import Registry, command
 from bot.reply import Reply
 
 
@@ -15,7 +15,7 @@ class WhoamiArgs(BaseModel):
 
 
 @command("whoami", summary="Show your roles in each environment", args=WhoamiArgs, role=None)
-def handle(ctx: Context, args: WhoamiArgs) -> Reply:
+def whoami_command(ctx: Context, args: WhoamiArgs) -> Reply:
     policy = ctx.runtime.policy
     roles = policy.roles_by_environment(ctx.user)
     lines = []
@@ -34,3 +34,7 @@ def handle(ctx: Context, args: WhoamiArgs) -> Reply:
             "approver_in": [e for e in ctx.config.environments if policy.is_approver(ctx.user, e)],
         },
     )
+
+
+def register(registry: Registry) -> None:
+    registry.add(whoami_command)

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.config import MilvusTarget
 from bot.errors import IntegrationError, NotFound
 
 log = logging.getLogger("milvus_chatops.milvus")
@@ -34,22 +33,22 @@ def is_lite(uri: str) -> bool:
     return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
-def open_client(target: MilvusTarget, token: str | None) -> Any:
+def open_client(uri: str, token: str | None, *, db_name: str = "default", timeout_s: float = 10.0) -> Any:
     """Open a MilvusClient (this is the I/O: Lite opens its file, a server is dialled)."""
     try:
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
 
-        if is_lite(target.uri):
+        if is_lite(uri):
             from pathlib import Path
 
-            Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
-            return MilvusClient(uri=target.uri)
-        return MilvusClient(uri=target.uri, token=token or "", db_name=target.db_name, timeout=target.timeout_s)
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            return MilvusClient(uri=uri)
+        return MilvusClient(uri=uri, token=token or "", db_name=db_name, timeout=timeout_s)
     except MilvusException as exc:
-        raise IntegrationError(f"Cannot connect to Milvus at {target.uri}: {exc.message}", system="milvus") from exc
+        raise IntegrationError(f"Cannot connect to Milvus at {uri}: {exc.message}", system="milvus") from exc
     except Exception as exc:  # pymilvus raises plain exceptions for unreachable servers
-        raise IntegrationError(f"Cannot connect to Milvus at {target.uri}: {exc}", system="milvus") from exc
+        raise IntegrationError(f"Cannot connect to Milvus at {uri}: {exc}", system="milvus") from exc
 
 
 class MilvusAdmin:
@@ -105,14 +104,3 @@ class MilvusAdmin:
             for name in self.collections(database):
                 result.append(self.collection(name, database))
         return result
-
-
-def client_for(runtime: Any, target: MilvusTarget, key: str) -> Any:
-    """The process-wide MilvusClient for an environment (Milvus Lite allows one opener per file)."""
-    token = runtime.settings.secret(target.token_env)
-    return runtime.clients.get(f"milvus:{key}", lambda: open_client(target, token))
-
-
-def admin_for(runtime: Any, env: Any) -> MilvusAdmin:
-    client = client_for(runtime, env.milvus, env.name)
-    return MilvusAdmin(client, uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)

@@ -208,15 +208,3 @@ def connect(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, workers: int = DE
     # Size the connection pool for the thread pool, so concurrent queries do not queue on sockets.
     client._session.mount(client.url, HTTPAdapter(pool_connections=1, pool_maxsize=workers, max_retries=retry))
     return Prometheus(client, url=url, timeout_s=timeout_s, workers=workers)
-
-
-def prometheus_for(runtime: Any, env: Any, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Prometheus:
-    """The environment's Prometheus, or a clear error when none is configured."""
-    from bot.errors import UserError
-
-    if not env.prometheus_url:
-        raise UserError(
-            f"Environment `{env.name}` has no Prometheus configured.",
-            hint=f"Set `environments.{env.name}.prometheus_url` in the config.",
-        )
-    return connect(env.prometheus_url, timeout_s=timeout_s)

@@ -12,11 +12,11 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.config import Config
 from bot.context import Runtime
 from bot.outbox import Outbox
 from bot.settings import Settings
 from bot.state import Store
+from tests.support.runtime import build_test_runtime
 
 TOKEN = "test-webhook-token-0123456789"
 OPERATOR, VIEWER, PROD_ONLY = "U0OPERATOR", "U0VIEWER", "U0PRODONLY"
@@ -60,9 +60,9 @@ def make_runtime(
     store = Store(settings.state_url)
     store.migrate()
     outbox = Outbox(store, WebClient(token="xoxb-test", base_url=slack_api_url, timeout=5))
-    runtime = Runtime(
+    runtime = build_test_runtime(
         settings=settings,
-        config=Config.model_validate(config or config_dict(alertmanager_url)),
+        config=config or config_dict(alertmanager_url),
         store=store,
         messenger=outbox,
     )
@@ -121,7 +121,7 @@ def notification(alerts: list[dict[str, Any]], *, group_by: tuple[str, ...] = ("
 
 
 def deliver(runtime: Runtime, payload: Any, token: str | None = TOKEN) -> tuple[int, dict[str, Any]]:
-    from bot.alerting import AlertIntake
+    from commands.alerts.engine import AlertIntake
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.config import Config
 from bot.context import Runtime
 from bot.reply import Attachment, Message
 from bot.settings import Settings
 from bot.state import Store
+from tests.support.runtime import build_test_runtime
 
 BUCKET = "milvus-backups"
 
@@ -55,7 +55,7 @@ def make_runtime(tmp_path: Path, config: dict[str, Any]) -> tuple[Runtime, Recor
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
     store.migrate()
     messenger = RecordingMessenger()
-    runtime = Runtime(settings=settings, config=Config.model_validate(config), store=store, messenger=messenger)
+    runtime = build_test_runtime(settings=settings, config=config, store=store, messenger=messenger)
     return runtime, messenger
 
 

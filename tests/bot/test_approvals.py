@@ -18,13 +18,15 @@ from sqlalchemy import update
 
 from bot import schema
 from bot.access import Identity
-from bot.approvals import Approvals, approval_executor
 from bot.config import Config
 from bot.context import Context, GroupDirectory, Runtime
 from bot.dispatch import Dispatcher
 from bot.reply import Attachment, Message, Reply
 from bot.settings import Settings
 from bot.state import Store
+from commands import build_registry
+from commands.approvals.workflow import Approvals
+from tests.support.runtime import build_test_runtime
 from tests.support.wait import wait_for
 
 REQUESTER, APPROVER_1, APPROVER_2, OUTSIDER, GROUP_MEMBER = "UREQ", "UAPP1", "UAPP2", "UOUT", "UGRP"
@@ -35,7 +37,6 @@ RUN_GATE = threading.Event()
 CURRENT: dict[str, Any] = {}
 
 
-@approval_executor("test-change")
 def _run(ctx: Context, request: Any) -> Reply:
     Approvals(ctx.runtime).check_payload(request, CURRENT.get(request.id, request.payload))
     ctx.progress("step 1 of 1")
@@ -115,8 +116,10 @@ def make_runtime(db: Path, messenger: RecordingMessenger, config: Config | None 
     store = Store(f"sqlite:///{db}")
     store.migrate()
     settings = Settings(data_dir=db.parent)
-    return Runtime(settings=settings, config=config or make_config(), store=store, messenger=messenger,
-                   directory=Directory())
+    registry = build_registry()
+    registry.executor("test-change", _run)
+    return build_test_runtime(settings=settings, config=config or make_config(), store=store, messenger=messenger,
+                        registry=registry, directory=Directory())
 
 
 @pytest.fixture(autouse=True)
@@ -260,9 +263,7 @@ def test_expired_request_cannot_be_approved_and_the_message_says_so(
 
 
 def test_serve_sweeps_expired_requests_every_half_minute(runtime: Runtime, messenger: RecordingMessenger) -> None:
-    from bot.scheduler import PERIODIC
-
-    [(seconds, sweep)] = [(s, fn) for s, fn in PERIODIC if fn.__name__ == "expire_approvals"]
+    [(seconds, sweep)] = [(s.seconds, s.fn) for s in runtime.registry.sweeps if s.name == "expire_approvals"]
     assert seconds <= 30
     request = ask(runtime)
     with runtime.store.begin() as conn:

@@ -17,12 +17,11 @@ import pytest
 import yaml
 from pymilvus import MilvusClient
 
-from bot import backups
 from bot.config import LOCAL_OPERATOR
 from bot.errors import Conflict, IntegrationError
 from bot.scheduler import jobs_from_config, run_job
 from bot.state import utcnow
-from integrations.milvus import client_for
+from commands.backup import engine as backups
 from tests.bot.backup_helpers import (
     BUCKET,
     all_rows,
@@ -65,7 +64,7 @@ def test_round_trip_restores_every_row_and_vector(tmp_path: Path, milvus_lite_ur
                                                   bucket: Any) -> None:
     runtime, _ = _runtime(tmp_path, milvus_lite_uri, moto_s3.url, object_mb=1, sse="AES256")
     env = runtime.config.environments["dev"]
-    client = client_for(runtime, env.milvus, env.name)
+    client = runtime.services.milvus_client(env)
     create_rich_collection(client, "docs", rows=6_000)
     create_rich_collection(client, "small", rows=10, dim=4, seed=3)
     before = {name: all_rows(client, name) for name in ("docs", "small")}
@@ -108,7 +107,7 @@ def test_restore_into_existing_needs_drop_existing(tmp_path: Path, milvus_lite_u
                                                    bucket: Any) -> None:
     runtime, _ = _runtime(tmp_path, milvus_lite_uri, moto_s3.url)
     env = runtime.config.environments["dev"]
-    client = client_for(runtime, env.milvus, env.name)
+    client = runtime.services.milvus_client(env)
     create_rich_collection(client, "docs", rows=500)
     before = all_rows(client, "docs")
     record = backups.create_backup(runtime, env)
@@ -132,7 +131,7 @@ def test_corrupted_object_is_named_by_verify_and_restore_refuses(tmp_path: Path,
                                                                  moto_s3: Any, bucket: Any) -> None:
     runtime, _ = _runtime(tmp_path, milvus_lite_uri, moto_s3.url, object_mb=1)
     env = runtime.config.environments["dev"]
-    client = client_for(runtime, env.milvus, env.name)
+    client = runtime.services.milvus_client(env)
     create_rich_collection(client, "docs", rows=6_000)
     record = backups.create_backup(runtime, env)
     assert backups.verify_backup(runtime, env, record.id).ok
@@ -167,7 +166,7 @@ def test_s3_unreachable_gives_a_clear_error_and_restores_nothing(tmp_path: Path,
                                                                  moto_s3: Any, bucket: Any) -> None:
     runtime, _ = _runtime(tmp_path, milvus_lite_uri, moto_s3.url)
     env = runtime.config.environments["dev"]
-    client = client_for(runtime, env.milvus, env.name)
+    client = runtime.services.milvus_client(env)
     create_rich_collection(client, "docs", rows=300)
     record = backups.create_backup(runtime, env)
     client.drop_collection("docs")
@@ -175,7 +174,7 @@ def test_s3_unreachable_gives_a_clear_error_and_restores_nothing(tmp_path: Path,
     # The same bucket behind an endpoint nothing listens on.
     dead_runtime, _ = _runtime(tmp_path / "dead", milvus_lite_uri, "http://127.0.0.1:9")
     dead_env = dead_runtime.config.environments["dev"]
-    dead_runtime.clients.get(f"milvus:{dead_env.name}", lambda: client)
+    dead_runtime.services.cache.get(f"milvus:{dead_env.name}", lambda: client)
     with pytest.raises(IntegrationError) as failed:
         backups.restore_backup(dead_runtime, dead_env, record.id, dead_env)
     assert "S3 is unreachable" in failed.value.message
@@ -189,7 +188,7 @@ def test_s3_unreachable_gives_a_clear_error_and_restores_nothing(tmp_path: Path,
 
 KILL_SCRIPT = """
 import sys
-from bot.cli import main
+from commands import main
 sys.exit(main(["run", "/milvus backup create dev", "--config", sys.argv[1]]))
 """
 
@@ -268,7 +267,7 @@ def test_scheduled_backup_reports_to_ops_and_applies_retention(tmp_path: Path, m
     runtime, messenger = _runtime(tmp_path, milvus_lite_uri, moto_s3.url, schedule="0 2 * * *",
                                   retention={"days": None, "keep_last": 1})
     env = runtime.config.environments["dev"]
-    client = client_for(runtime, env.milvus, env.name)
+    client = runtime.services.milvus_client(env)
     create_rich_collection(client, "docs", rows=200)
     [spec] = [s for s in jobs_from_config(runtime.config) if s.task == "backup"]
     assert (spec.job_id, spec.cron, spec.kwargs) == ("backup:dev", "0 2 * * *", {"env": "dev"})
@@ -297,7 +296,7 @@ def test_local_directory_store_round_trip(tmp_path: Path) -> None:
                                          "backup": {"local_dir": str(tmp_path / "backups")}}}}
     runtime, _ = make_runtime(tmp_path, config)
     env = runtime.config.environments["local"]
-    client = client_for(runtime, env.milvus, env.name)
+    client = runtime.services.milvus_client(env)
     try:
         create_rich_collection(client, "docs", rows=400, dim=8)
         before = all_rows(client, "docs")
@@ -310,14 +309,14 @@ def test_local_directory_store_round_trip(tmp_path: Path) -> None:
         assert not (tmp_path / "backups" / "local" / record.id).exists()
         assert backups.list_backups(runtime, env).usable == []
     finally:
-        runtime.clients.close_all()
+        runtime.services.close_all()
 
 
 def test_a_new_bot_database_finds_backups_by_their_manifests(tmp_path: Path, milvus_lite_uri: str, moto_s3: Any,
                                                              bucket: Any) -> None:
     runtime, _ = _runtime(tmp_path / "old", milvus_lite_uri, moto_s3.url)
     env = runtime.config.environments["dev"]
-    client = client_for(runtime, env.milvus, env.name)
+    client = runtime.services.milvus_client(env)
     create_rich_collection(client, "docs", rows=100)
     before = all_rows(client, "docs")
     record = backups.create_backup(runtime, env)
@@ -339,10 +338,10 @@ def test_s3_going_down_mid_restore_leaves_nothing_half_restored(tmp_path: Path, 
         own_s3.client().create_bucket(Bucket=BUCKET)
         runtime, _ = _runtime(tmp_path, milvus_lite_uri, own_s3.url, object_mb=1)
         env = runtime.config.environments["dev"]
-        client = client_for(runtime, env.milvus, env.name)
+        client = runtime.services.milvus_client(env)
         create_rich_collection(client, "docs", rows=8_000, dim=64)
         record = backups.create_backup(runtime, env)
-        objects = backups.read_manifest(backups.store_for(runtime, env), "dev", record.id).collections[0].objects
+        objects = backups.read_manifest(runtime.services.object_store(env), "dev", record.id).collections[0].objects
         assert len(objects) >= 4
         client.drop_collection("docs")
         stopped: list[str] = []

@@ -9,13 +9,13 @@ from pydantic import BaseModel, Field
 
 from bot.access import Identity
 from bot.config import Config, Environment, Grant, MilvusTarget, Role
-from bot.context import Runtime
 from bot.dispatch import Dispatcher
 from bot.errors import IntegrationError
 from bot.registry import CommandSpec, Registry
 from bot.reply import Reply
 from bot.settings import Settings
 from bot.state import Store
+from tests.support.runtime import build_test_runtime
 
 SECRET = "xoxb-super-secret-token-123"
 
@@ -60,11 +60,13 @@ def dispatcher(tmp_path, monkeypatch):
             Grant(role=Role.admin, groups=["S0ADMINS"]),
         ],
     )
-    runtime = Runtime(settings=Settings(), config=config, store=store, messenger=NullMessenger())
     registry = Registry()
     for name, handler in (("change", ok), ("boom", boom), ("flaky", flaky)):
-        registry.add_command(CommandSpec(name, name, SetArgs, handler, Role.operator, targets_env=True))
-    return Dispatcher(runtime, registry)
+        registry.add(CommandSpec(name, name, SetArgs, handler, Role.operator, targets_env=True))
+    runtime = build_test_runtime(
+        settings=Settings(), config=config, store=store, messenger=NullMessenger(), registry=registry
+    )
+    return Dispatcher(runtime)
 
 
 def test_roles_are_scoped_per_environment_and_granted_through_groups(dispatcher):

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from bot.errors import UsageError
-from bot.helm_values import chart_version_for, deep_merge, parse_set, render_values, values_for
-from bot.sizing import Plan, parse_plan_input, plan
+from commands.plan.sizing import Plan, parse_plan_input, plan
+from commands.plan.values import chart_version_for, deep_merge, parse_set, render_values, values_for
 
 # Top-level keys of milvus-helm's values.yaml (shared/reference/milvus-helm-values-outline.yaml).
 CHART_TOP_LEVEL_KEYS = {

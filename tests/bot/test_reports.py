@@ -21,7 +21,7 @@ import pytest
 
 from bot.config import Environment, HealthThresholds, MilvusTarget
 from bot.errors import IntegrationError
-from bot.reports import (
+from commands.reports.engine import (
     DAY,
     Status,
     build_capacity,

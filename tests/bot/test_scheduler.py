@@ -10,23 +10,30 @@ import pytest
 from bot import scheduler as sched
 from bot.config import embedded_default
 from bot.context import Runtime
+from bot.registry import Registry
 from bot.scheduler import JobSpec, Scheduler, last_runs, run_job
 from bot.settings import Settings
 from bot.state import Store
+from tests.support.runtime import build_test_runtime
 from tests.support.wait import wait_for
 
 RUNS: list[str] = []
 
 
-@sched.scheduled_task("test-count")
 def count_run(runtime: Runtime, *, env: str, label: str) -> str:
     RUNS.append(label)
     return f"counted {label}"
 
 
-@sched.scheduled_task("test-fail")
 def failing_run(runtime: Runtime, *, env: str) -> str:
     raise RuntimeError("disk on fire")
+
+
+def counting_registry() -> Registry:
+    registry = Registry()
+    registry.task("test-count", count_run)
+    registry.task("test-fail", failing_run)
+    return registry
 
 
 class NullMessenger:
@@ -40,11 +47,13 @@ class NullMessenger:
         return None
 
 
-def make_runtime(tmp_path) -> Runtime:
+def make_runtime(tmp_path, registry: Registry | None = None) -> Runtime:
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
     store.migrate()
     settings = Settings(MILVUS_CHATOPS_DATA_DIR=str(tmp_path))
-    return Runtime(settings=settings, config=embedded_default(tmp_path), store=store, messenger=NullMessenger())
+    return build_test_runtime(settings=settings, config=embedded_default(tmp_path), store=store,
+                              messenger=NullMessenger(),
+                              registry=registry or counting_registry())
 
 
 @pytest.fixture(autouse=True)
@@ -87,25 +96,23 @@ def test_a_failed_run_is_recorded_and_audited_with_a_reference(tmp_path):
 
 def test_a_run_that_came_due_while_the_bot_was_down_runs_once_after_restart(tmp_path):
     spec = JobSpec("count:local", "test-count", "0 3 * * *", kwargs={"env": "local", "label": "missed"})
-    sched.JOB_SOURCES.append(lambda config: [spec])
-    try:
-        first = Scheduler(make_runtime(tmp_path))
-        first.start()
-        # Pretend the 03:00 run came due a minute ago, while nobody was running.
-        first._scheduler.pause()
-        first._scheduler.modify_job("count:local", next_run_time=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
-        first.stop()
-        assert RUNS == []
+    registry = counting_registry()
+    registry.job_source(lambda config: [spec])
+    first = Scheduler(make_runtime(tmp_path, registry))
+    first.start()
+    # Pretend the 03:00 run came due a minute ago, while nobody was running.
+    first._scheduler.pause()
+    first._scheduler.modify_job("count:local", next_run_time=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    first.stop()
+    assert RUNS == []
 
-        second = Scheduler(make_runtime(tmp_path))
-        second.start()
-        wait_for(lambda: RUNS == ["missed"], timeout=10, message=lambda: f"runs: {RUNS}")
-        next_run = second.next_runs()["count:local"]
-        assert next_run is not None and next_run > dt.datetime.now(dt.UTC)
-        second.stop()
-        assert RUNS == ["missed"]
-    finally:
-        sched.JOB_SOURCES.pop()
+    second = Scheduler(make_runtime(tmp_path, registry))
+    second.start()
+    wait_for(lambda: RUNS == ["missed"], timeout=10, message=lambda: f"runs: {RUNS}")
+    next_run = second.next_runs()["count:local"]
+    assert next_run is not None and next_run > dt.datetime.now(dt.UTC)
+    second.stop()
+    assert RUNS == ["missed"]
 
 
 def test_the_due_run_time_is_the_latest_cron_time_in_the_jobs_timezone():

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.errors import UsageError
-from bot.sizing import (
+from commands.plan.sizing import (
     Plan,
     PlanInputError,
     PriceTable,

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from bot.access import Identity
-from bot.alerting import AlertIntake, AlertWorker
 from bot.dispatch import Dispatcher
+from commands.alerts.engine import AlertIntake, AlertWorker
 from tests.bot.alerting_helpers import (
     OPERATOR,
     PROD_ONLY,

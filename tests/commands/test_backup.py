@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from bot.access import Identity
-from bot.approvals import Approvals
 from bot.dispatch import Dispatcher, Outcome
-from integrations.milvus import client_for
+from commands.approvals.workflow import Approvals
 from tests.bot.backup_helpers import (
     BUCKET,
     all_rows,
@@ -48,7 +47,7 @@ def setup(tmp_path: Path, milvus_lite_uri: str, moto_s3: Any) -> Any:
     }
     runtime, messenger = make_runtime(tmp_path, config)
     dispatcher = Dispatcher(runtime)
-    client = client_for(runtime, runtime.config.environments["staging"].milvus, "staging")
+    client = runtime.services.milvus_client(runtime.config.environments["staging"])
     return runtime, messenger, dispatcher, client
 
 

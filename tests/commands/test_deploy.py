@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 
 from bot.access import Identity
-from bot.approvals import Approvals
-from bot.config import Config
-from bot.context import Context, Runtime
+from bot.context import Context
 from bot.dispatch import Dispatcher, Outcome
 from bot.settings import Settings
 from bot.state import Store
-from commands.deploy import release_summary
+from commands.approvals.workflow import Approvals
+from commands.deploy.commands import release_summary
 from tests.bot.test_approvals import RecordingMessenger
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
+from tests.support.runtime import build_test_runtime
 from tests.support.wait import wait_for
 
 REQUESTER, APPROVER_1, APPROVER_2, VIEWER = "UREQ", "UAPP1", "UAPP2", "UVIEW"
@@ -68,8 +68,8 @@ class Bot:
         self.messenger = RecordingMessenger()
         store = Store(f"sqlite:///{db}")
         store.migrate()
-        self.runtime = Runtime(settings=Settings(data_dir=db.parent), config=Config.model_validate(config),
-                               store=store, messenger=self.messenger)
+        self.runtime = build_test_runtime(settings=Settings(data_dir=db.parent), config=config, store=store,
+                                    messenger=self.messenger)
         self.dispatcher = Dispatcher(self.runtime)
 
     def run(self, text: str, user: str = REQUESTER) -> Outcome:
@@ -80,7 +80,7 @@ class Bot:
                                           self.runtime.identity(user), channel="CAPPROVALS")
 
     def close(self) -> None:
-        self.runtime.clients.close_all()
+        self.runtime.services.close_all()
         self.runtime.store.engine.dispose()
 
 

@@ -22,6 +22,7 @@ import pytest
 from bot.app import build_runtime, load_settings
 from bot.console import BlockRenderer, ConsoleMessenger
 from bot.scheduler import jobs_from_config, run_job
+from commands import build_registry
 from tests.bot.reports_helpers import INST, NS, Known, backfilled_prometheus
 from tests.support.servers import free_port
 from tests.support.wait import wait_for
@@ -157,7 +158,7 @@ def test_scheduled_report_posts_once_per_scheduled_time(tmp_path: Path, history:
     settings.data_dir = tmp_path / "data"
     out = io.StringIO()
     messenger = ConsoleMessenger(out, BlockRenderer(color=False), files_dir=tmp_path / "files")
-    runtime = build_runtime(settings, lambda _store: messenger)
+    runtime = build_runtime(settings, lambda _store: messenger, build_registry())
     specs = {s.job_id: s for s in jobs_from_config(runtime.config) if s.task == "report"}
     assert set(specs) == {"report:health:prod", "report:capacity:prod"}
     capacity = specs["report:capacity:prod"]
@@ -181,7 +182,7 @@ def test_scheduled_report_says_so_in_the_channel_when_prometheus_is_down(tmp_pat
     settings.data_dir = tmp_path / "data"
     out = io.StringIO()
     messenger = ConsoleMessenger(out, BlockRenderer(color=False), files_dir=tmp_path / "f")
-    runtime = build_runtime(settings, lambda _store: messenger)
+    runtime = build_runtime(settings, lambda _store: messenger, build_registry())
     spec = next(s for s in jobs_from_config(runtime.config) if s.job_id == "report:health:prod")
     summary = run_job(runtime, spec, dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.UTC))
     assert summary is not None and summary.startswith(f"Prometheus at {url} is unreachable")

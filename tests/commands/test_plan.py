@@ -18,19 +18,18 @@ import pytest
 import yaml
 
 from bot.access import Identity
-from bot.approvals import Approvals
 from bot.blocks import MAX_BLOCKS, MAX_SECTION_TEXT, MAX_TOTAL_BLOCK_CHARS, fit_blocks
-from bot.config import Config
-from bot.context import Runtime
 from bot.dispatch import Dispatcher, Outcome
-from bot.helm_values import values_for
 from bot.reply import Attachment
 from bot.settings import Settings
-from bot.sizing import parse_plan_input, plan
 from bot.state import Store
+from commands.approvals.workflow import Approvals
+from commands.plan.sizing import parse_plan_input, plan
+from commands.plan.values import values_for
 from tests.bot.test_approvals import RecordingMessenger
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
+from tests.support.runtime import build_test_runtime
 
 OPERATOR, VIEWER, STRANGER = "U0OPER", "U0VIEW", "U0STRANGER"
 WORKED = "--vectors 100M --dim 768 --index hnsw --m 16"
@@ -93,8 +92,8 @@ class Bot:
         self.messenger = UploadRecordingMessenger()
         store = Store(f"sqlite:///{tmp / 'state.db'}")
         store.migrate()
-        self.runtime = Runtime(
-            settings=Settings(data_dir=tmp), config=Config.model_validate(config), store=store, messenger=self.messenger
+        self.runtime = build_test_runtime(
+            settings=Settings(data_dir=tmp), config=config, store=store, messenger=self.messenger
         )
         self.dispatcher = Dispatcher(self.runtime)
 
@@ -105,7 +104,7 @@ class Bot:
         return self.dispatcher.run_action(action_id, payload, Identity(user), channel="COPS", kind=kind)
 
     def close(self) -> None:
-        self.runtime.clients.close_all()
+        self.runtime.services.close_all()
         self.runtime.store.engine.dispose()
 
 

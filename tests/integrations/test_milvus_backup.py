@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import requests
 
-from bot import backups
 from bot.errors import Conflict, IntegrationError, NotFound
+from commands.backup import engine as backups
 from integrations.milvus_backup import DONE, FAILED, MilvusBackupClient
 from tests.bot.backup_helpers import make_runtime
 

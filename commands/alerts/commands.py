@@ -11,7 +11,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from bot import alerting
 from bot import blocks as bk
 from bot.args import positional
 from bot.config import Role
@@ -20,6 +19,7 @@ from bot.errors import UsageError
 from bot.registry import action, command
 from bot.reply import Reply
 from bot.state import utcnow
+from commands.alerts import engine as alerting
 
 
 class AlertsArgs(BaseModel):

@@ -995,7 +995,7 @@ def recommend(env: str, facts: dict[str, Any], now: dt.datetime) -> Recommendati
     if not rows:
         return None
     try:
-        from bot import sizing
+        from commands.plan import sizing
     except ImportError:
         return None
     per_day = max(facts.get("rows_per_day") or 0.0, 0.0)
@@ -1067,7 +1067,7 @@ def build_health(
     report = Report("health", env.name, prom.url, now, health_lines(results, thresholds), series=ranges)
     report.window_s = 24 * 3600.0 if charts else None
     if charts:
-        from bot import charts as ch
+        from commands.reports import charts as ch
 
         png = ch.latency_chart(ranges, env.name, now)
         if png:
@@ -1098,7 +1098,7 @@ def build_capacity(
     )
     report.recommendation = recommend(env.name, facts, now)
     if charts:
-        from bot import charts as ch
+        from commands.reports import charts as ch
 
         days = window.total_seconds() / DAY
         span = f"{days:.0f} days" if days >= 1 else fmt_duration(window.total_seconds())
@@ -1158,9 +1158,7 @@ LAST_RUN_NS = "reports.last_run"
 def make_report(
     runtime: Any, env: Environment, kind: Kind, *, window: dt.timedelta | None = None, charts: bool = True
 ) -> Report:
-    from integrations.prometheus import prometheus_for
-
-    prom = prometheus_for(runtime, env)
+    prom = runtime.services.prometheus(env)
     try:
         th = runtime.config.health_thresholds
         if kind == "health":
@@ -1179,9 +1177,8 @@ def make_report(
 
 def _names_via_milvus(runtime: Any, env: Environment) -> CollectionNames:
     def names() -> dict[str, str]:
-        from integrations.milvus import client_for
 
-        client = client_for(runtime, env.milvus, env.name)
+        client = runtime.services.milvus_client(env)
         return collection_names_from(client, timeout_s=env.milvus.timeout_s)()
 
     return names

@@ -1245,20 +1245,12 @@ class AlertWorker:
 
 
 def alertmanager_for(runtime: Runtime, env_name: str | None) -> AlertmanagerClient:
-    from integrations.alertmanager import AlertmanagerClient
-
     if not env_name:
         raise UserError(
             "This alert group has no environment, so the bot does not know which Alertmanager to ask.",
             hint="Add an `environment` label in the alert rules, or `prometheus_instance` in the bot's config.",
         )
-    env = runtime.environment(env_name)
-    if not env.alertmanager_url:
-        raise UserError(
-            f"Environment `{env_name}` has no `alertmanager_url` in the bot's config, so it cannot silence alerts.",
-        )
-    url = env.alertmanager_url
-    return runtime.clients.get(f"alertmanager:{url}", lambda: AlertmanagerClient(url, timeout=5.0))
+    return runtime.services.alertmanager(runtime.environment(env_name))
 
 
 def _group_lease(runtime: Runtime, group: AlertGroup, owner: str) -> None:

@@ -20,10 +20,10 @@ from bot.args import positional
 from bot.config import Environment, Role
 from bot.context import Context
 from bot.errors import UsageError
-from bot.helm_values import chart_version_for, render_values
 from bot.registry import action, command
 from bot.reply import Attachment, Reply
-from bot.sizing import IndexType, MessageQueue, Plan, PlanInput, PlanInputError, parse_plan_input, plan
+from commands.plan.sizing import IndexType, MessageQueue, Plan, PlanInput, PlanInputError, parse_plan_input, plan
+from commands.plan.values import chart_version_for, render_values
 
 MODAL_CALLBACK = "plan_modal"
 DEPLOY_ACTION = "plan_deploy"
@@ -537,7 +537,7 @@ def command_for(fields: dict[str, Any], env: str | None = None) -> str:
         "/milvus plan",
     ),
 )
-def handle(ctx: Context, args: PlanArgs) -> Reply:
+def plan_command(ctx: Context, args: PlanArgs) -> Reply:
     raw = args.model_dump()
     if not _given({k: v for k, v in raw.items() if k != "env"}):
         env = _environment(ctx, args.env)
@@ -572,7 +572,7 @@ def on_deploy(ctx: Context, payload: dict[str, Any]) -> Reply:
     if not isinstance(plan_id, str) or not isinstance(env, str):
         raise UsageError("This button does not name a plan and an environment; run `/milvus plan` again.")
     try:
-        from commands.deploy import DeployArgs, deploy
+        from commands.deploy.commands import DeployArgs, deploy
     except ImportError:  # the deploy feature is optional; the plan still stands on its own
         return Reply(text=f"Deploys are not available here yet; plan `{plan_id}` is stored for when they are.")
     return deploy(ctx, DeployArgs(env=env, plan=plan_id))

@@ -23,7 +23,7 @@ import jinja2
 import yaml
 
 from bot.errors import UsageError
-from bot.sizing import IndexType, Plan, Resource
+from commands.plan.sizing import IndexType, Plan, Resource
 
 __all__ = [
     "CHART_VERSIONS",
@@ -35,7 +35,7 @@ __all__ = [
     "values_for",
 ]
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "helm"
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "helm"
 # Newest chart of each line (outline's Chart.yaml map: 2.5.x -> 4.2.26..4.2.58, 2.6.x -> 5.0.0..5.0.19).
 CHART_VERSIONS = {"2.5": "4.2.58", "2.6": "5.0.19"}
 TEMPLATES = {"2.5": "values-4.2.yaml.j2", "2.6": "values-5.0.yaml.j2"}

@@ -8,7 +8,7 @@ from bot.args import positional
 from bot.context import Context
 from bot.registry import command
 from bot.reply import Reply
-from bot.reports import report_on_demand
+from commands.reports.engine import report_on_demand
 
 
 class HealthArgs(BaseModel):
@@ -23,7 +23,7 @@ class HealthArgs(BaseModel):
     targets_env=True,
     examples=("/milvus health prod", "/milvus health prod --no-chart"),
 )
-def handle(ctx: Context, args: HealthArgs) -> Reply:
+def health_command(ctx: Context, args: HealthArgs) -> Reply:
     ctx.progress(f"querying Prometheus for {ctx.require_env().name}")
     reply: Reply = report_on_demand(ctx, "health", charts=not args.no_chart)
     return reply

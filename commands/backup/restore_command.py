@@ -13,15 +13,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from bot import backups
 from bot import blocks as bk
-from bot.approvals import ApprovalRequest, Approvals, approval_executor
 from bot.args import positional
 from bot.config import Environment, Role
 from bot.context import Context
 from bot.registry import command
 from bot.reply import Reply
-from commands.backup import needs_approval
+from commands.approvals.workflow import ApprovalRequest, Approvals
+from commands.backup import engine as backups
+from commands.backup.commands import needs_approval
 
 
 class RestoreArgs(BaseModel):
@@ -76,7 +76,7 @@ def _throttled(progress: Any, every_s: float) -> Any:
         "/milvus restore prod-20260101-020000-ab12 --to prod --collections products --suffix _restored",
     ),
 )
-def handle(ctx: Context, args: RestoreArgs) -> Reply:
+def restore_command(ctx: Context, args: RestoreArgs) -> Reply:
     target = ctx.require_env()
     source, _ = backups.find_backup(ctx.runtime, args.backup_id)
     # Reading a backup is seeing its data: the requester must be allowed to view the source environment.
@@ -113,7 +113,6 @@ def handle(ctx: Context, args: RestoreArgs) -> Reply:
     return _run(ctx, source, target, payload, ctx.progress)
 
 
-@approval_executor("restore")
 def execute_restore(ctx: Context, request: ApprovalRequest) -> Reply:
     payload = dict(request.payload)
     Approvals(ctx.runtime).check_payload(request, payload)

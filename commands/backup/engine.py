@@ -46,9 +46,9 @@ from bot import schema
 from bot.config import BackupTarget, Config, Environment
 from bot.errors import Conflict, IntegrationError, NotFound, UserError
 from bot.reply import Message
-from bot.scheduler import JobSpec, job_source, periodic, scheduled_task
+from bot.scheduler import JobSpec
 from bot.state import as_utc, utcnow
-from integrations.s3 import LocalStore, ObjectInfo, ObjectMissing, ObjectStore, S3Store, make_s3_client
+from integrations.s3 import ObjectInfo, ObjectMissing, ObjectStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -195,18 +195,6 @@ def backup_target(env: Environment) -> BackupTarget:
             hint="Add a `backup:` section (bucket or local_dir) to the environment in the bot's config.",
         )
     return env.backup
-
-
-def store_for(runtime: Runtime, env: Environment) -> ObjectStore:
-    """The object store of an environment's backups; clients are cached per environment."""
-    target = backup_target(env)
-    if target.local_dir:
-        return LocalStore(target.local_dir)
-    assert target.bucket is not None  # the config validator guarantees bucket or local_dir
-    client = runtime.clients.get(
-        f"s3:{env.name}", lambda: make_s3_client(endpoint_url=target.endpoint_url, region=target.region)
-    )
-    return S3Store(client, target.bucket, target.prefix, sse=target.sse, kms_key_id=target.kms_key_id)
 
 
 # -- schema <-> JSON ---------------------------------------------------------------------------------
@@ -783,10 +771,9 @@ def create_backup(
     if target.engine == "milvus-backup":
         return _remote_create(runtime, env, collections, user=user, trigger=trigger, progress=progress)
     if client is None:
-        from integrations.milvus import client_for
 
-        client = client_for(runtime, env.milvus, env.name)
-    store = store_for(runtime, env)
+        client = runtime.services.milvus_client(env)
+    store = runtime.services.object_store(env)
     existing = sorted(_milvus_call("list collections", client.list_collections))
     wanted = collections or target.collections or existing
     unknown = [c for c in wanted if c not in existing]
@@ -933,7 +920,7 @@ def list_backups(runtime: Runtime, env: Environment) -> Listing:
     target = backup_target(env)
     if target.engine == "milvus-backup":
         return _remote_list(runtime, env)
-    store = store_for(runtime, env)
+    store = runtime.services.object_store(env)
     groups = _group_by_backup(store.list(f"{env.name}/"), env.name)
     known = {r.id: r for r in _db_rows(runtime, env.name)}
     usable, incomplete = [], []
@@ -985,9 +972,9 @@ def find_backup(runtime: Runtime, backup_id: str) -> tuple[Environment, BackupRe
             continue
         try:
             if env.backup.engine == "logical":
-                read_manifest(store_for(runtime, env), env.name, backup_id)
+                read_manifest(runtime.services.object_store(env), env.name, backup_id)
             else:
-                remote_client(runtime, env).get(backup_id)
+                runtime.services.milvus_backup(env).get(backup_id)
             return env, None
         except NotFound:
             continue
@@ -1019,10 +1006,10 @@ def verify_backup(
     milvus-backup keeps no per-object hashes; for its backups only the server's state is checked.
     """
     if backup_target(env).engine == "milvus-backup":
-        backup = remote_client(runtime, env).get(backup_id)
+        backup = runtime.services.milvus_backup(env).get(backup_id)
         state = [] if backup.state == "complete" else [f"milvus-backup reports the backup as {backup.state}"]
         return VerifyReport(backup_id, 0, backup.size, state, 0.0, engine="milvus-backup")
-    store = store_for(runtime, env)
+    store = runtime.services.object_store(env)
     manifest = read_manifest(store, env.name, backup_id)
     base = _backup_dir(env.name, backup_id)
     started = time.perf_counter()
@@ -1132,10 +1119,9 @@ def restore_backup(
         return _remote_restore(runtime, source_env, backup_id, target_env, collections=collections, suffix=suffix,
                               drop_existing=drop_existing, progress=progress)
     if client is None:
-        from integrations.milvus import client_for
 
-        client = client_for(runtime, target_env.milvus, target_env.name)
-    store = store_for(runtime, source_env)
+        client = runtime.services.milvus_client(target_env)
+    store = runtime.services.object_store(source_env)
     _, plan, existing = _prepare_restore(store, client, source_env, backup_id, target_env, collections,
                                          suffix, drop_existing)
     base = _backup_dir(source_env.name, backup_id)
@@ -1216,13 +1202,12 @@ def check_restore(
     Returns (source collection, target collection) pairs.
     """
     if backup_target(source_env).engine == "milvus-backup":
-        backup = remote_client(runtime, source_env).get(backup_id)
+        backup = runtime.services.milvus_backup(source_env).get(backup_id)
         chosen = [c for c in backup.collections if not collections or c in collections]
         return [(c, c + suffix) for c in chosen]
-    from integrations.milvus import client_for
 
-    client = client_for(runtime, target_env.milvus, target_env.name)
-    store = store_for(runtime, source_env)
+    client = runtime.services.milvus_client(target_env)
+    store = runtime.services.object_store(source_env)
     _, plan, _ = _prepare_restore(store, client, source_env, backup_id, target_env, collections, suffix,
                                   drop_existing)
     return [(entry.name, target) for entry, target in plan]
@@ -1408,7 +1393,7 @@ def delete_backup(runtime: Runtime, env: Environment, backup_id: str) -> int:
     """Delete every object of a backup, manifest first so a half-finished delete is merely incomplete."""
     if backup_target(env).engine == "milvus-backup":
         return _remote_delete(runtime, env, backup_id)
-    store = store_for(runtime, env)
+    store = runtime.services.object_store(env)
     base = _backup_dir(env.name, backup_id)
     keys = [o.key for o in store.list(f"{base}/")]
     if not keys and _db_get(runtime, backup_id) is None:
@@ -1457,7 +1442,7 @@ def cleanup_incomplete(runtime: Runtime, env: Environment, stale_after: dt.timed
     target = backup_target(env)
     if target.engine != "logical":
         return []
-    store = store_for(runtime, env)
+    store = runtime.services.object_store(env)
     groups = _group_by_backup(store.list(f"{env.name}/"), env.name)
     removed = []
     for backup_id, objects in groups.items():
@@ -1487,16 +1472,6 @@ def cleanup_incomplete(runtime: Runtime, env: Environment, stale_after: dt.timed
 # -- the milvus-backup engine ----------------------------------------------------------------------------
 
 
-def remote_client(runtime: Runtime, env: Environment) -> Any:
-    import requests
-
-    from integrations.milvus_backup import MilvusBackupClient
-
-    url = backup_target(env).milvus_backup_url or ""
-    session = runtime.clients.get(f"milvus-backup:{env.name}", requests.Session)
-    return MilvusBackupClient(session, url)
-
-
 REMOTE_TIMEOUT_S = 6 * 3600.0
 
 
@@ -1520,7 +1495,7 @@ def _remote_record(env: str, backup: Any, known: BackupRecord | None = None) -> 
 
 def _remote_create(runtime: Runtime, env: Environment, collections: list[str] | None, *, user: str, trigger: str,
                    progress: Progress) -> BackupRecord:
-    client = remote_client(runtime, env)
+    client = runtime.services.milvus_backup(env)
     now = utcnow()
     name = _remote_name(env.name, now)
     wanted = collections or backup_target(env).collections or []
@@ -1549,7 +1524,7 @@ def _remote_create(runtime: Runtime, env: Environment, collections: list[str] | 
 def _remote_list(runtime: Runtime, env: Environment) -> Listing:
     from integrations.milvus_backup import DONE, EXECUTING, INITIAL
 
-    client = remote_client(runtime, env)
+    client = runtime.services.milvus_backup(env)
     known = {r.id: r for r in _db_rows(runtime, env.name)}
     usable, running, incomplete = [], [], []
     for backup in client.list():
@@ -1568,21 +1543,20 @@ def _remote_list(runtime: Runtime, env: Environment) -> Listing:
 def _remote_restore(runtime: Runtime, source_env: Environment, backup_id: str, target_env: Environment, *,
                     collections: list[str] | None, suffix: str, drop_existing: bool,
                     progress: Progress) -> RestoreReport:
-    from integrations.milvus import client_for
 
     if source_env.name != target_env.name:
         raise UserError(
             "milvus-backup restores into the Milvus it backed up; restoring into another environment needs "
             "the logical engine.",
         )
-    client = remote_client(runtime, source_env)
+    client = runtime.services.milvus_backup(source_env)
     backup = client.get(backup_id)
     chosen = [c for c in backup.collections if not collections or c in collections]
     missing = [c for c in collections or [] if c not in backup.collections]
     if missing:
         raise NotFound(f"Backup `{backup_id}` has no collection {', '.join(missing)}.",
                        hint=f"It holds {', '.join(backup.collections)}.")
-    milvus = client_for(runtime, target_env.milvus, target_env.name)
+    milvus = runtime.services.milvus_client(target_env)
     existing = set(_milvus_call("list collections", milvus.list_collections))
     clashes = [c + suffix for c in chosen if c + suffix in existing]
     if clashes and not drop_existing:
@@ -1605,7 +1579,7 @@ def _remote_restore(runtime: Runtime, source_env: Environment, backup_id: str, t
 
 
 def _remote_delete(runtime: Runtime, env: Environment, backup_id: str) -> int:
-    remote_client(runtime, env).delete(backup_id)
+    runtime.services.milvus_backup(env).delete(backup_id)
     _db_update(runtime, backup_id, state="deleted", finished_at=utcnow())
     return 1
 
@@ -1628,7 +1602,6 @@ def ops_channel(runtime: Runtime, env: Environment) -> str | None:
 # -- schedules -----------------------------------------------------------------------------------------
 
 
-@job_source
 def backup_jobs(config: Config) -> Iterable[JobSpec]:
     for name, env in config.environments.items():
         if env.backup is not None and env.backup.schedule:
@@ -1636,7 +1609,6 @@ def backup_jobs(config: Config) -> Iterable[JobSpec]:
                           timezone=config.reports.timezone, kwargs={"env": name})
 
 
-@scheduled_task("backup")
 def scheduled_backup(runtime: Runtime, *, env: str, **_: Any) -> str:
     """A scheduled backup: result (size and duration, or the reason it failed) to the ops channel."""
     environment = runtime.environment(env)
@@ -1684,7 +1656,6 @@ def scheduled_backup(runtime: Runtime, *, env: str, **_: Any) -> str:
     return summary
 
 
-@periodic(3600)
 def sweep_incomplete(runtime: Runtime) -> None:
     for env in runtime.config.environments.values():
         if env.backup is not None and env.backup.engine == "logical":

@@ -1,6 +1,6 @@
 """Four-eyes approvals for risky work (deploys, restores): request, approve, reject, expire, execute once.
 
-A feature registers what to run once a request is approved (``@approval_executor(kind)``) and asks
+A capability registers what to run once a request is approved (``registry.executor(kind, fn)``) and asks
 for approval with ``Approvals(runtime).request(...)``. Everything lives in the state store
 (``approval_requests`` / ``approval_votes``) and buttons carry only the request id, so a pending
 request survives a restart and stays clickable.
@@ -25,7 +25,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +49,6 @@ REJECT_ACTION = "approval_reject"
 REJECT_MODAL = "approval_reject_reason"
 REASON_FIELD = "reason"
 
-Executor = Callable[["Context", "ApprovalRequest"], Reply]
-EXECUTORS: dict[str, Executor] = {}
 
 FINAL_STATES = ("done", "failed", "rejected", "expired", "stale")
 # A request still "executing" this long after its final approval was left by a bot that died.
@@ -64,16 +62,6 @@ STATE_ICON = {
     "expired": ":alarm_clock:",
     "stale": ":warning:",
 }
-
-
-def approval_executor(kind: str) -> Callable[[Executor], Executor]:
-    """Register what runs once a request of ``kind`` has enough approvals."""
-
-    def register(fn: Executor) -> Executor:
-        EXECUTORS[kind] = fn
-        return fn
-
-    return register
 
 
 def payload_hash(payload: Any) -> str:
@@ -215,7 +203,7 @@ class Approvals:
         payload: dict[str, Any],
     ) -> ApprovalRequest:
         """Store a request and post it with Approve/Reject buttons to the env's approvals channel."""
-        if kind not in EXECUTORS:
+        if kind not in self.runtime.registry.executors:
             raise RuntimeError(f"no approval executor registered for kind {kind!r}")
         environment = self.runtime.environment(env)
         policy = environment.approval
@@ -467,7 +455,7 @@ class Approvals:
 
     def run_now(self, ctx: Context, request: ApprovalRequest) -> Reply:
         """Run an executor without approval (environments that need none), in the caller's thread."""
-        return EXECUTORS[request.kind](ctx, request)
+        return self.runtime.registry.executors[request.kind](ctx, request)
 
     def _execute(self, approver: Identity, request: ApprovalRequest) -> None:
         from bot.context import Context
@@ -478,7 +466,7 @@ class Approvals:
         ctx = Context(self.runtime, approver, environment, request.channel, thread_poster, None)
         state, outcome, ref = "done", "ok", None
         try:
-            executor = EXECUTORS.get(request.kind)
+            executor = self.runtime.registry.executors.get(request.kind)
             if executor is None:
                 raise RuntimeError(f"no executor for approval kind {request.kind!r}")
             reply = executor(ctx, request)
@@ -653,15 +641,7 @@ def count_pending(runtime: Runtime) -> int:
         return int(conn.execute(select(func.count()).select_from(t).where(t.c.state == "pending")).scalar_one())
 
 
-# -- the expiry sweep: housekeeping every 30 s, not an audited job (it would add a row a minute) ---
-
-def _register_sweep() -> None:
-    from bot.scheduler import periodic
-
-    @periodic(seconds=30)
-    def expire_approvals(runtime: Runtime) -> None:
-        # Idempotent across replicas: each request leaves "pending" by one conditional update.
-        Approvals.expire_due(runtime)
-
-
-_register_sweep()
+def expire_approvals(runtime: Runtime) -> None:
+    """The expiry sweep, every 30 s: housekeeping, not an audited job (it would add a row a minute).
+    Idempotent across replicas: each request leaves "pending" by one conditional update."""
+    Approvals.expire_due(runtime)

@@ -23,8 +23,8 @@ from bot.context import Context
 from bot.errors import IntegrationError, UserError
 from bot.registry import command
 from bot.reply import Message, Reply
-from bot.reports import Kind, last_run, make_report, record_run
-from bot.scheduler import JobSpec, job_source, scheduled_task, trigger_for
+from bot.scheduler import JobSpec, trigger_for
+from commands.reports.engine import Kind, last_run, make_report, record_run
 
 log = logging.getLogger("milvus_chatops.reports")
 KINDS: tuple[Kind, ...] = ("health", "capacity")
@@ -44,7 +44,6 @@ def _targets(config: Config, kind: Kind) -> Iterator[tuple[str, str | None]]:
         yield name, schedule.channel or channels.reports or channels.ops
 
 
-@job_source
 def report_jobs(config: Config) -> Iterator[JobSpec]:
     for kind in KINDS:
         schedule = getattr(config.reports, kind)
@@ -106,7 +105,6 @@ def deliver(runtime: Any, kind: Kind, env_name: str, channel: str, *, trigger: s
     return summary
 
 
-@scheduled_task("report")
 def run_scheduled(runtime: Any, *, kind: Kind, env: str, channel: str, **_: Any) -> str:
     return deliver(runtime, kind, env, channel, trigger="schedule", by="scheduler")
 

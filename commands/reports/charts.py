@@ -12,7 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.reports import Forecast
+    from commands.reports.engine import Forecast
     from integrations.prometheus import Range
 
 _lock = threading.Lock()  # pyplot's state machine is not thread-safe; the OO API plus a lock is enough
@@ -108,7 +108,7 @@ def memory_chart(ranges: dict[str, Range], forecasts: list[Forecast], env: str, 
 
 
 def rows_chart(ranges: dict[str, Range], env: str, now: dt.datetime) -> bytes | None:
-    from bot.reports import linear_fit
+    from commands.reports.engine import linear_fit
 
     rng = ranges.get("rows")
     if rng is None or not rng.ok:

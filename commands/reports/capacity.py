@@ -8,7 +8,7 @@ from bot.args import positional
 from bot.context import Context
 from bot.registry import command
 from bot.reply import Reply
-from bot.reports import parse_window, report_on_demand
+from commands.reports.engine import parse_window, report_on_demand
 
 
 class CapacityArgs(BaseModel):
@@ -24,7 +24,7 @@ class CapacityArgs(BaseModel):
     targets_env=True,
     examples=("/milvus capacity prod", "/milvus capacity prod --window 30d"),
 )
-def handle(ctx: Context, args: CapacityArgs) -> Reply:
+def capacity_command(ctx: Context, args: CapacityArgs) -> Reply:
     window = parse_window(args.window)
     ctx.progress(f"querying Prometheus for {ctx.require_env().name} over {args.window}")
     reply: Reply = report_on_demand(ctx, "capacity", window=window, charts=not args.no_chart)

@@ -1,4 +1,4 @@
-"""/milvus deploy | rollback | history, and answering approval requests (approve / reject).
+"""/milvus deploy | rollback | history.
 
 A deploy renders the Helm values (environment profile < plan < ``--set``), picks the chart version
 for the Milvus version, and shows the diff against what is deployed, the chart and image before and
@@ -22,19 +22,20 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from bot import blocks as bk
-from bot.approvals import REASON_FIELD, ApprovalRequest, Approvals, approval_executor
 from bot.args import positional
-from bot.config import Environment, KubernetesTarget, Role
+from bot.config import Environment, Role
 from bot.context import Context, Runtime
 from bot.errors import Conflict, IntegrationError, NotFound, UsageError, UserError
-from bot.helm_values import chart_version_for, deep_merge, parse_set, values_for
 from bot.redact import SECRET_KEY, redact
-from bot.registry import action, command
+from bot.registry import command
 from bot.reply import Reply
+from bot.services import Services
 from bot.state import utcnow
-from integrations.helm import Helm, HelmFailed, ReleaseStatus, duration_seconds, valid_chart, valid_namespace
+from commands.approvals.workflow import ApprovalRequest, Approvals
+from commands.plan.values import chart_version_for, deep_merge, parse_set, values_for
+from integrations.helm import HelmFailed, ReleaseStatus, duration_seconds, valid_chart, valid_namespace
 from integrations.helm import valid_release as _valid_release
-from integrations.kubernetes import KubeCluster, Readiness, connect, milvus_selector, readiness
+from integrations.kubernetes import KubeCluster, Readiness, milvus_selector, readiness
 
 MILVUS_VERSION = re.compile(r"^v?([0-9]+)\.([0-9]+)\.([0-9]+)$")
 SET_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
@@ -67,15 +68,6 @@ class HistoryArgs(BaseModel):
     limit: int = Field(10, ge=1, le=50, description="how many revisions")
 
 
-class ApproveArgs(BaseModel):
-    id: str = positional(description="approval request id (in the request's message)")
-
-
-class RejectArgs(BaseModel):
-    id: str = positional(description="approval request id")
-    reason: list[str] = positional(description="why (the requester sees it)")
-
-
 # -- clients -------------------------------------------------------------------------------------
 
 
@@ -86,23 +78,6 @@ def _helm_cfg(env: Environment) -> Any:
             hint=f"Add a `helm:` section to `environments.{env.name}` in the config.",
         )
     return env.helm
-
-
-def _kube_cfg(env: Environment) -> KubernetesTarget:
-    return env.kubernetes or KubernetesTarget()
-
-
-def helm_for(env: Environment) -> Helm:
-    kube = _kube_cfg(env)
-    return Helm(kube_context=kube.context, kubeconfig=kube.kubeconfig)
-
-
-def kube_for(runtime: Runtime, env: Environment) -> KubeCluster:
-    kube = _kube_cfg(env)
-    cluster: KubeCluster = runtime.clients.get(
-        f"kube:{env.name}", lambda: connect(context=kube.context, kubeconfig=kube.kubeconfig)
-    )
-    return cluster
 
 
 # -- rendering what would be applied -------------------------------------------------------------
@@ -157,7 +132,7 @@ def prepare(runtime: Runtime, env: Environment, inputs: dict[str, Any]) -> Prepa
     """Render the values from the inputs (pure apart from reading a stored plan)."""
     helm = _helm_cfg(env)
     release = _valid_release(helm.release)
-    namespace = valid_namespace(_kube_cfg(env).namespace)
+    namespace = valid_namespace(Services.kube_target(env).namespace)
     chart = valid_chart(helm.chart)
     version = (inputs.get("version") or helm.milvus_version).strip()
     parsed = _version_tuple(version)
@@ -182,8 +157,8 @@ def prepare(runtime: Runtime, env: Environment, inputs: dict[str, Any]) -> Prepa
 def _values_from_plan(
     runtime: Runtime, plan_id: str, version: str, image_tag: str, overrides: dict[str, Any], base: dict[str, Any]
 ) -> dict[str, Any]:
-    from bot.sizing import parse_plan_input
-    from bot.sizing import plan as make_plan
+    from commands.plan.sizing import parse_plan_input
+    from commands.plan.sizing import plan as make_plan
 
     if not PLAN_ID.match(plan_id):
         raise UsageError(f"`{bk.escape(plan_id[:40])}` is not a plan id.")
@@ -388,8 +363,8 @@ class Preview:
         }
 
 
-def preview(env: Environment, prepared: Prepared) -> Preview:
-    helm = helm_for(env)
+def preview(ctx: Context, env: Environment, prepared: Prepared) -> Preview:
+    helm = ctx.services.helm(env)
     current = helm.status(prepared.release, prepared.namespace)
     current_values = helm.get_values(prepared.release, prepared.namespace) if current else {}
     risks, blockers = assess(current, current_values, prepared)
@@ -427,9 +402,9 @@ def deploy(ctx: Context, args: DeployArgs) -> Reply:
     env = ctx.require_env()
     inputs = {"version": args.version, "plan": args.plan, "set": list(args.set)}
     prepared = prepare(ctx.runtime, env, inputs)
-    view = preview(env, prepared)
-    view.kube = kube_for(ctx.runtime, env).prepare(
-        prepared.namespace, prepared.release, _kube_cfg(env).client_namespaces, dry_run=True
+    view = preview(ctx, env, prepared)
+    view.kube = ctx.services.kube(env).prepare(
+        prepared.namespace, prepared.release, Services.kube_target(env).client_namespaces, dry_run=True
     )
     title = f"Deploy Milvus {prepared.milvus_version} to {env.name}"
     data = view.to_data()
@@ -440,7 +415,7 @@ def deploy(ctx: Context, args: DeployArgs) -> Reply:
         )
     if args.dry_run:
         # helm renders the chart with these values against the cluster; nothing is applied.
-        helm_for(env).upgrade_install(
+        ctx.services.helm(env).upgrade_install(
             prepared.release, prepared.chart, namespace=prepared.namespace, chart_version=prepared.chart_version,
             values=prepared.values, timeout=_helm_cfg(env).timeout, dry_run=True,
         )
@@ -467,7 +442,6 @@ def deploy(ctx: Context, args: DeployArgs) -> Reply:
                  response_type="in_channel")
 
 
-@approval_executor("deploy")
 def execute_deploy(ctx: Context, request: ApprovalRequest) -> Reply:
     env = ctx.runtime.environment(request.environment)
     prepared = prepare(ctx.runtime, env, dict(request.payload.get("inputs") or {}))
@@ -560,7 +534,7 @@ def run_deploy(
 
 def _audit_deploy(ctx: Context, requester: str, p: Prepared, outcome: str, detail: str) -> None:
     """One record per rollout with what was applied, whoever (or whichever click) started it."""
-    from bot.approvals import payload_hash
+    from commands.approvals.workflow import payload_hash
 
     ctx.runtime.audit.record(
         user_id=ctx.user.user_id,
@@ -578,11 +552,11 @@ def _audit_deploy(ctx: Context, requester: str, p: Prepared, outcome: str, detai
 
 
 def _deploy_locked(ctx: Context, env: Environment, prepared: Prepared, progress: Callable[[str], None]) -> Reply:
-    helm, kube = helm_for(env), kube_for(ctx.runtime, env)
+    helm, kube = ctx.services.helm(env), ctx.services.kube(env)
     helm_cfg = _helm_cfg(env)
     p = prepared
     before = helm.status(p.release, p.namespace)
-    prep = kube.prepare(p.namespace, p.release, _kube_cfg(env).client_namespaces)
+    prep = kube.prepare(p.namespace, p.release, Services.kube_target(env).client_namespaces)
     progress(f":gear: Namespace `{p.namespace}`: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in prep.items()))
     progress(
         f":rocket: helm upgrade --install {p.release} {bk.escape(p.chart)} --version {p.chart_version} "
@@ -673,9 +647,7 @@ def validate(ctx: Context, env: Environment, p: Prepared, kube: KubeCluster) -> 
     else:
         checks.append(f"{state.ready}/{state.total} pods Ready.")
     try:
-        from integrations.milvus import admin_for
-
-        version = admin_for(ctx.runtime, env).server_version()
+        version = ctx.services.milvus(env).server_version()
         # Reported, not enforced: Milvus Lite and some builds report versions that differ in form.
         expected = "" if p.milvus_version in version else f", expected {p.milvus_version}"
         checks.append(f"Milvus answers (version {version}{expected}).")
@@ -683,7 +655,7 @@ def validate(ctx: Context, env: Environment, p: Prepared, kube: KubeCluster) -> 
         failures.append(f"Milvus does not answer: {exc.message}")
     if env.prometheus_url:
         try:
-            failures_up, line = _prometheus_up(env, p)
+            failures_up, line = _prometheus_up(ctx, env, p)
             failures.extend(failures_up)
             if line:
                 checks.append(line)
@@ -692,13 +664,11 @@ def validate(ctx: Context, env: Environment, p: Prepared, kube: KubeCluster) -> 
     return failures, checks
 
 
-def _prometheus_up(env: Environment, p: Prepared) -> tuple[list[str], str]:
-    from integrations.prometheus import connect as prometheus_connect
-
+def _prometheus_up(ctx: Context, env: Environment, p: Prepared) -> tuple[list[str], str]:
     namespace = env.prometheus_namespace or p.namespace
     instance = env.prometheus_instance or p.release
     query = f'up{{namespace="{namespace}",app_kubernetes_io_instance="{instance}"}}'
-    samples = prometheus_connect(str(env.prometheus_url)).query(query)
+    samples = ctx.services.prometheus(env).query(query)
     if not samples:
         return [f"Prometheus has no `up` series for {instance} in {namespace}"], ""
     down = [s.labels.get("pod") or s.labels.get("instance") or "?" for s in samples if s.value < 1]
@@ -721,8 +691,8 @@ def _prometheus_up(env: Environment, p: Prepared) -> tuple[list[str], str]:
 def rollback(ctx: Context, args: RollbackArgs) -> Reply:
     env = ctx.require_env()
     helm_cfg = _helm_cfg(env)
-    release, namespace = _valid_release(helm_cfg.release), valid_namespace(_kube_cfg(env).namespace)
-    helm = helm_for(env)
+    release, namespace = _valid_release(helm_cfg.release), valid_namespace(Services.kube_target(env).namespace)
+    helm = ctx.services.helm(env)
     current = helm.status(release, namespace)
     if current is None:
         raise NotFound(f"`{release}` is not installed in `{namespace}`; nothing to roll back.")
@@ -763,10 +733,9 @@ def rollback(ctx: Context, args: RollbackArgs) -> Reply:
     return _run_rollback(ctx, env, payload, ctx.user.user_id, ctx.progress)
 
 
-@approval_executor("rollback")
 def execute_rollback(ctx: Context, request: ApprovalRequest) -> Reply:
     env = ctx.runtime.environment(request.environment)
-    current = helm_for(env).status(request.payload["release"], request.payload["namespace"])
+    current = ctx.services.helm(env).status(request.payload["release"], request.payload["namespace"])
     now = {**request.payload, "from_revision": current.revision if current else None}
     # Bound to the revision it was approved against: a deploy in between makes the approval stale.
     Approvals(ctx.runtime).check_payload(request, now)
@@ -786,7 +755,7 @@ def _run_rollback(
         _check_lock(ctx.runtime, env.name)
         raise Conflict(f"Another deploy is in progress in `{env.name}`.")
     try:
-        helm = helm_for(env)
+        helm = ctx.services.helm(env)
         progress(f":leftwards_arrow_with_hook: helm rollback {payload['release']} {payload['to_revision']}")
         helm.rollback(payload["release"], payload["namespace"], revision=int(payload["to_revision"]), timeout=timeout)
         after = helm.status(payload["release"], payload["namespace"])
@@ -812,8 +781,8 @@ def _run_rollback(
 def history(ctx: Context, args: HistoryArgs) -> Reply:
     env = ctx.require_env()
     helm_cfg = _helm_cfg(env)
-    release, namespace = _valid_release(helm_cfg.release), valid_namespace(_kube_cfg(env).namespace)
-    revisions = helm_for(env).history(release, namespace, limit=args.limit)
+    release, namespace = _valid_release(helm_cfg.release), valid_namespace(Services.kube_target(env).namespace)
+    revisions = ctx.services.helm(env).history(release, namespace, limit=args.limit)
     if not revisions:
         return Reply(text=f"`{release}` is not installed in `{namespace}`.", data={"revisions": []})
     lines = [
@@ -836,8 +805,8 @@ def release_summary(ctx: Context, env: Environment) -> list[dict[str, Any]] | No
     if env.helm is None:
         return None
     try:
-        release, namespace = _valid_release(env.helm.release), valid_namespace(_kube_cfg(env).namespace)
-        helm = helm_for(env)
+        release, namespace = _valid_release(env.helm.release), valid_namespace(Services.kube_target(env).namespace)
+        helm = ctx.services.helm(env)
         current = helm.status(release, namespace)
         if current is None:
             return [bk.context(f"Helm release `{release}` is not installed in `{namespace}`.")]
@@ -848,7 +817,7 @@ def release_summary(ctx: Context, env: Environment) -> list[dict[str, Any]] | No
             f"*Image*\n{bk.escape(_image(current, values))}",
         ]
         try:
-            state = readiness(kube_for(ctx.runtime, env).pods(namespace, milvus_selector(release)))
+            state = readiness(ctx.services.kube(env).pods(namespace, milvus_selector(release)))
             icon = ":large_green_circle:" if state.all_ready else ":red_circle:"
             pods = f"{icon} {state.line()}"
             if state.problems:
@@ -859,58 +828,3 @@ def release_summary(ctx: Context, env: Environment) -> list[dict[str, Any]] | No
         return [bk.fields(cells)]
     except (IntegrationError, UserError) as exc:
         return [bk.context(f":grey_question: Helm release unavailable: {bk.escape(exc.message)}")]
-
-
-# -- answering approval requests -----------------------------------------------------------------
-
-
-@command(
-    "approve",
-    summary="Approve a pending request (deploy, rollback, restore) by its id",
-    args=ApproveArgs,
-    role=Role.viewer,
-    examples=("/milvus approve 3f9a1c2e",),
-)
-def approve(ctx: Context, args: ApproveArgs) -> Reply:
-    return Approvals(ctx.runtime).approve(ctx, args.id)
-
-
-@command(
-    "reject",
-    summary="Reject a pending request with a reason",
-    args=RejectArgs,
-    role=Role.viewer,
-    examples=("/milvus reject 3f9a1c2e replica cut too deep for peak hours",),
-)
-def reject(ctx: Context, args: RejectArgs) -> Reply:
-    return Approvals(ctx.runtime).reject(ctx, args.id, " ".join(args.reason))
-
-
-def _request_id(payload: dict[str, Any]) -> str:
-    request_id = payload.get("id")
-    if not isinstance(request_id, str):
-        raise UsageError("This button does not name a request; use `/milvus approve <id>`.")
-    return request_id
-
-
-@action("approval_approve", role=Role.viewer)
-def on_approve(ctx: Context, payload: dict[str, Any]) -> Reply:
-    return Approvals(ctx.runtime).approve(ctx, _request_id(payload))
-
-
-@action("approval_reject", role=Role.viewer)
-def on_reject(ctx: Context, payload: dict[str, Any]) -> Reply:
-    approvals = Approvals(ctx.runtime)
-    request = approvals.get(_request_id(payload))
-    if request.state != "pending":
-        raise Conflict(f"Request {request.id} is already {request.state}.")
-    if not ctx.trigger_id:
-        return Reply(text=f"Say why: `/milvus reject {request.id} <reason>`.")
-    # No text: Slack shows the form, and an extra "rejecting…" reply would only be noise.
-    return Reply(text="", modal=approvals.reject_modal(request.id, request.environment))
-
-
-@action("approval_reject_reason", role=Role.viewer, kind="modal")
-def on_reject_reason(ctx: Context, payload: dict[str, Any]) -> Reply:
-    reason = payload.get(REASON_FIELD)
-    return Approvals(ctx.runtime).reject(ctx, _request_id(payload), str(reason or ""))

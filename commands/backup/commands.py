@@ -7,9 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from bot import backups
 from bot import blocks as bk
-from bot.approvals import ApprovalRequest, Approvals, approval_executor
 from bot.args import positional
 from bot.config import Environment, Role
 from bot.context import Context
@@ -17,6 +15,8 @@ from bot.errors import ChatOpsError, NotFound
 from bot.registry import command
 from bot.reply import Reply
 from bot.state import utcnow
+from commands.approvals.workflow import ApprovalRequest, Approvals
+from commands.backup import engine as backups
 
 
 class CreateArgs(BaseModel):
@@ -144,7 +144,7 @@ def show(ctx: Context, args: BackupRefArgs) -> Reply:
     data = record.as_data()
     details: list[dict[str, Any]] = []
     if record.engine == "logical":
-        manifest = backups.read_manifest(backups.store_for(ctx.runtime, env), env.name, record.id)
+        manifest = backups.read_manifest(ctx.services.object_store(env), env.name, record.id)
         details = [
             {"name": c.name, "rows": c.rows, "bytes": c.bytes, "objects": len(c.objects),
              "partitions": c.partitions, "indexes": [i.get("index_type") for i in c.indexes]}
@@ -249,7 +249,6 @@ def _delete(ctx: Context, env: Environment, backup_id: str) -> Reply:
                  response_type="in_channel")
 
 
-@approval_executor("backup_delete")
 def execute_delete(ctx: Context, request: ApprovalRequest) -> Reply:
     env = ctx.runtime.environment(request.environment)
     backup_id = str(request.payload["backup_id"])
