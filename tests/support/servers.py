@@ -61,6 +61,17 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _with_parent_death_signal(argv: Sequence[str]) -> list[str]:
+    """The same as ``_die_with_parent`` done by util-linux's setpriv, so Popen needs no preexec_fn.
+
+    A preexec_fn makes Python fork instead of vfork, and gRPC's fork handlers (pymilvus is loaded in
+    the test process) then run in the child and sometimes abort it before it can exec (seen as an
+    Alertmanager "exited with -6" and an epoll error in its log).
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
+
+
 def free_port() -> int:
     """A port that was free on 127.0.0.1 a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -160,6 +171,10 @@ def _spawn(
         if preexec_fn is not None:
             preexec_fn()
 
+    if preexec_fn is None and shutil.which("setpriv"):
+        argv, setup = _with_parent_death_signal(argv), None
+    else:
+        setup = child_setup
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         proc = subprocess.Popen(
@@ -169,7 +184,7 @@ def _spawn(
             stdin=subprocess.DEVNULL,
             cwd=workdir,
             env=env,
-            preexec_fn=child_setup,
+            preexec_fn=setup,
         )
     finally:
         log.close()
