@@ -19,6 +19,7 @@ from bot.errors import UsageError
 from bot.registry import action, command
 from bot.reply import Reply
 from bot.state import utcnow
+from bot.units import format_duration
 from commands.alerts import engine as alerting
 
 
@@ -94,7 +95,7 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
             bits.append(f"{len(g.firing())} firing")
             started = g.started_at()
             if started:
-                bits.append(f"for {alerting.human_duration(now - started)}")
+                bits.append(f"for {format_duration(now - started)}")
         else:
             bits.append("resolved")
         if g.acked_by:
@@ -136,12 +137,12 @@ def ack(ctx: Context, args: TargetArgs) -> Reply:
     examples=("/milvus silence a1b2c3d4 4h planned maintenance",),
 )
 def silence(ctx: Context, args: SilenceArgs) -> Reply:
-    duration = alerting.parse_duration(args.duration)
+    duration = alerting.parse_silence_duration(args.duration)
     group = alerting.find_group(ctx.runtime, args.target)
     _require_operator(ctx, group, "silence")
     group = alerting.silence(ctx.runtime, group.id, ctx.user.user_id, duration, " ".join(args.reason))
     return _done(group, f":no_bell: Silenced *{bk.escape(group.name)}* `{group.short_id}` "
-                        f"for {alerting.human_duration(duration)}.")
+                        f"for {format_duration(duration)}.")
 
 
 @command(
@@ -192,7 +193,7 @@ def on_silence(ctx: Context, payload: dict[str, Any]) -> Reply:
     if choice not in alerting.SILENCE_CHOICES:
         raise UsageError(f"Unknown silence length {bk.escape(choice)}; use `/milvus silence <group> <duration>`.")
     group, episode = _button_group(ctx, payload, "silence")
-    duration = alerting.parse_duration(str(choice))
+    duration = alerting.parse_silence_duration(str(choice))
     group = alerting.silence(ctx.runtime, group.id, ctx.user.user_id, duration, episode=episode)
     return _done(group, f":no_bell: You silenced *{bk.escape(group.name)}* for {choice}.")
 

@@ -54,6 +54,7 @@ from bot.config import Config, Environment
 from bot.errors import Conflict, IntegrationError, NotFound, UsageError, UserError
 from bot.reply import Message
 from bot.state import as_utc, utcnow
+from bot.units import format_duration, parse_duration
 
 if TYPE_CHECKING:
     from bot.context import Runtime
@@ -147,31 +148,9 @@ def parse_time(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def parse_duration(text: str) -> dt.timedelta:
-    match = re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", text.lower())
-    if not match:
-        raise UsageError(f"`{bk.escape(text)}` is not a duration.", hint="Write e.g. `30m`, `4h`, `2d` or `1w`.")
-    number, unit = int(match.group(1)), match.group(2)
-    delta = {"m": dt.timedelta(minutes=number), "h": dt.timedelta(hours=number),
-             "d": dt.timedelta(days=number), "w": dt.timedelta(weeks=number)}[unit]
-    if delta <= dt.timedelta(0) or delta > MAX_SILENCE:
-        raise UsageError("A silence lasts between 1 minute and 30 days.", hint="Write e.g. `4h` or `2d`.")
-    return delta
-
-
-def human_duration(delta: dt.timedelta) -> str:
-    seconds = max(int(delta.total_seconds()), 0)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    parts = [f"{days}d"] if days else []
-    if hours:
-        parts.append(f"{hours}h")
-    if minutes and not days:
-        parts.append(f"{minutes}m")
-    if not parts:
-        parts.append(f"{seconds}s")
-    return " ".join(parts)
+def parse_silence_duration(text: str) -> dt.timedelta:
+    return parse_duration(text, minimum=dt.timedelta(minutes=1), maximum=MAX_SILENCE,
+                          range_message="A silence lasts between 1 minute and 30 days.")
 
 
 def slack_time(value: dt.datetime) -> str:
@@ -722,7 +701,7 @@ def render_group(group: AlertGroup, now: dt.datetime | None = None) -> Message:
             status_line += f" {slack_time(group.resolved_at)}"
             started = group.started_at()
             if started:
-                status_line += f", after {human_duration(group.resolved_at - started)}"
+                status_line += f", after {format_duration(group.resolved_at - started)}"
     else:
         icon = SEVERITY_ICON.get(group.severity, ":large_blue_circle:")
         title = f"{icon} FIRING ({len(firing)}): {name}"
@@ -1361,7 +1340,7 @@ def silence(
         group = _firing_group(runtime, group_id, episode)
         now = utcnow()
         until = now + duration
-        comment = reason.strip() or f"Silenced in Slack for {human_duration(duration)}"
+        comment = reason.strip() or f"Silenced in Slack for {format_duration(duration)}"
         created = _create_silences(
             runtime, group, kind="timed", user_id=user_id, until=until,
             comment=f"{comment} (by {user_id}, milvus-chatops group {group.short_id})",
@@ -1374,7 +1353,7 @@ def silence(
             why = f" Reason: {bk.escape(reason.strip())}" if reason.strip() else ""
             _publish(
                 runtime, group,
-                f":no_bell: Silenced by <@{user_id}> for {human_duration(duration)} "
+                f":no_bell: Silenced by <@{user_id}> for {format_duration(duration)} "
                 f"(until {slack_time(until)}).{why}",
                 f"alert-silence:{group.id}:{created[0]['id']}",
             )

@@ -15,6 +15,7 @@ from bot.errors import ChatOpsError, NotFound
 from bot.registry import command
 from bot.reply import Reply
 from bot.state import utcnow
+from bot.units import format_bytes
 from commands.approvals.workflow import ApprovalRequest, Approvals
 from commands.backup import engine as backups
 
@@ -48,7 +49,7 @@ def _record_line(record: backups.BackupRecord) -> str:
     took = f" in {record.duration_s:,.0f} s" if record.duration_s is not None else ""
     return (
         f"`{bk.escape(record.id)}` · {record.created_at:%Y-%m-%d %H:%M} UTC · {len(record.collections)} "
-        f"collection(s) · {record.rows:,} rows · {backups.human_bytes(record.bytes)}{took} · {record.trigger}"
+        f"collection(s) · {record.rows:,} rows · {format_bytes(record.bytes)}{took} · {record.trigger}"
     )
 
 
@@ -74,7 +75,7 @@ def create(ctx: Context, args: CreateArgs) -> Reply:
     seconds = time.perf_counter() - started
     text = (
         f"Backup {record.id} of {env.name} is complete: {len(record.collections)} collection(s), "
-        f"{record.rows:,} rows, {backups.human_bytes(record.bytes)} in {seconds:,.0f} s."
+        f"{record.rows:,} rows, {format_bytes(record.bytes)} in {seconds:,.0f} s."
     )
     blocks = [
         bk.section(f":white_check_mark: {bk.escape(text)}"),
@@ -153,13 +154,13 @@ def show(ctx: Context, args: BackupRefArgs) -> Reply:
         data["milvus_version"] = manifest.milvus_version
     data["collections_detail"] = details
     lines = [
-        f"`{bk.escape(d['name'])}`: {d['rows']:,} rows · {backups.human_bytes(d['bytes'])} · {d['objects']} object(s) "
+        f"`{bk.escape(d['name'])}`: {d['rows']:,} rows · {format_bytes(d['bytes'])} · {d['objects']} object(s) "
         f"· partitions {bk.escape(', '.join(d['partitions']))} · index {bk.escape(', '.join(map(str, d['indexes'])))}"
         for d in details
     ] or [bk.escape(", ".join(record.collections))]
     blocks = [bk.header(f"Backup {record.id}"), bk.section(_record_line(record)), bk.section("\n".join(lines)),
               bk.context(f"{record.engine} · {bk.escape(record.location)}")]
-    return Reply(text=f"Backup {record.id}: {record.rows:,} rows, {backups.human_bytes(record.bytes)}",
+    return Reply(text=f"Backup {record.id}: {record.rows:,} rows, {format_bytes(record.bytes)}",
                  blocks=blocks, data=data)
 
 
@@ -196,7 +197,7 @@ def verify(ctx: Context, args: BackupRefArgs) -> Reply:
             hint="Restores from it are refused. Take a new backup, or restore from an older one.",
         )
     how = "state reported by milvus-backup" if report.engine == "milvus-backup" else (
-        f"{report.objects} object(s), {backups.human_bytes(report.bytes)} re-read, sizes and SHA-256 match"
+        f"{report.objects} object(s), {format_bytes(report.bytes)} re-read, sizes and SHA-256 match"
     )
     text = f"Backup {report.backup_id} is intact: {how} ({report.seconds:,.1f} s)."
     return Reply(text=text, blocks=[bk.section(f":white_check_mark: {bk.escape(text)}")], data=data)

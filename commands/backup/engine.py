@@ -48,6 +48,7 @@ from bot.errors import Conflict, IntegrationError, NotFound, UserError
 from bot.reply import Message
 from bot.scheduler import JobSpec
 from bot.state import as_utc, utcnow
+from bot.units import format_bytes
 from integrations.s3 import ObjectInfo, ObjectMissing, ObjectStore
 
 if TYPE_CHECKING:
@@ -1587,14 +1588,6 @@ def _remote_delete(runtime: Runtime, env: Environment, backup_id: str) -> int:
 # -- reporting -----------------------------------------------------------------------------------------
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n} TB"
-
-
 def ops_channel(runtime: Runtime, env: Environment) -> str | None:
     return runtime.config.channels_for(env).ops
 
@@ -1648,7 +1641,7 @@ def scheduled_backup(runtime: Runtime, *, env: str, **_: Any) -> str:
         retention = f"; retention could not run: {getattr(exc, 'message', None) or type(exc).__name__}"
     summary = (
         f"Backup {record.id}: {len(record.collections)} collection(s), {record.rows:,} rows, "
-        f"{human_bytes(record.bytes)} in {took:.0f} s{retention}"
+        f"{format_bytes(record.bytes)} in {took:.0f} s{retention}"
     )
     if posted:
         done = f":white_check_mark: {summary}"

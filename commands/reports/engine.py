@@ -25,6 +25,7 @@ from bot import blocks as bk
 from bot.config import Environment, HealthThresholds
 from bot.errors import IntegrationError
 from bot.reply import Attachment, Message
+from bot.units import format_bytes, format_duration, parse_duration
 from integrations.prometheus import Instant, Prometheus, Range
 
 log = logging.getLogger("milvus_chatops.reports")
@@ -289,29 +290,12 @@ def fmt_num(value: float) -> str:
     return f"{value:.2f}"
 
 
-def fmt_bytes(value: float) -> str:
-    for unit, size in (("TiB", 1024**4), ("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
-        if abs(value) >= size:
-            return f"{value / size:.1f} {unit}"
-    return f"{value:.0f} B"
-
-
-def fmt_duration(seconds: float) -> str:
-    if seconds >= 2 * DAY:
-        return f"{seconds / DAY:.1f} d"
-    if seconds >= 2 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 120:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
-
-
 def fmt_ms(value: float) -> str:
     return f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms"
 
 
 def fmt_unit(value: float, unit: str) -> str:
-    return fmt_bytes(value) if unit == "bytes" else f"{fmt_num(value)} {unit}"
+    return format_bytes(value) if unit == "bytes" else f"{fmt_num(value)} {unit}"
 
 
 def forecast_text(f: Forecast) -> str:
@@ -319,7 +303,7 @@ def forecast_text(f: Forecast) -> str:
     if f.fit is None:
         return f"• {name}: no forecast ({f.reason})"
     growth = f.fit.slope * DAY
-    fitted = f"fitted on {fmt_duration(f.fit.window_s)} of data"
+    fitted = f"fitted on {format_duration(f.fit.window_s)} of data"
     sign = "+" if growth >= 0 else ""
     head = f"• {name}: {fmt_unit(f.current, f.unit)}, {sign}{fmt_unit(growth, f.unit)}/day ({fitted})"
     if f.runs_out_at:
@@ -698,7 +682,8 @@ def _forecast(
             limit_label,
             None,
             None,
-            f"only {fmt_duration(fit.window_s)} of data; a forecast needs at least {fmt_duration(MIN_FIT_WINDOW_S)}",
+            f"only {format_duration(fit.window_s)} of data; "
+            f"a forecast needs at least {format_duration(MIN_FIT_WINDOW_S)}",
         )
     if limit is None:
         return Forecast(resource, unit, current, None, limit_label, fit, None, f"no {resource} limit known")
@@ -788,9 +773,9 @@ def capacity_lines(
         growth_text = ""
         if total_fit is not None and total_fit.window_s >= MIN_FIT_WINDOW_S:
             facts["rows_per_day"] = total_fit.slope * DAY
-            growth_text = f", {fmt_num(total_fit.slope * DAY)}/day over {fmt_duration(total_fit.window_s)}"
+            growth_text = f", {fmt_num(total_fit.slope * DAY)}/day over {format_duration(total_fit.window_s)}"
         elif total_fit is not None:
-            growth_text = f"; growth not measured: only {fmt_duration(total_fit.window_s)} of data"
+            growth_text = f"; growth not measured: only {format_duration(total_fit.window_s)} of data"
         facts["rows"] = total
         lines.append(
             Line(
@@ -812,12 +797,12 @@ def capacity_lines(
         lines.append(not_available("object_storage", "Object storage", _why(r["binlog_bytes"])))
     else:
         parts = [
-            f"binlogs {fmt_bytes(binlog)}"
+            f"binlogs {format_bytes(binlog)}"
             if binlog is not None
             else f"binlogs not available ({_why(r['binlog_bytes'])})"
         ]
         parts.append(
-            f"index files {fmt_bytes(index)}"
+            f"index files {format_bytes(index)}"
             if index is not None
             else f"index files not available ({_why(r['index_bytes'])})"
         )
@@ -842,10 +827,10 @@ def capacity_lines(
         if cap_bytes:
             ratio = used / cap_bytes
             status = grade(ratio, th.disk_ratio_warn, th.disk_ratio_crit)
-            text = f"{fmt_bytes(used)} of {fmt_bytes(cap_bytes)} ({ratio:.0%})"
+            text = f"{format_bytes(used)} of {format_bytes(cap_bytes)} ({ratio:.0%})"
         else:
             status = Status.green
-            text = f"{fmt_bytes(used)} used; capacity not available (no kubelet_volume_stats_capacity_bytes series)"
+            text = f"{format_bytes(used)} used; capacity not available (no kubelet_volume_stats_capacity_bytes series)"
         fc = _forecast(
             "disk", "bytes", _scaled(ranges.get("disk_mb"), MIB), used, cap_bytes, "the volume's capacity", now
         )
@@ -860,7 +845,8 @@ def capacity_lines(
                 status,
                 text,
                 used,
-                [f"node {bk.escape(x.labels.get('node_id', '?'))}: {fmt_bytes(x.value * MIB)}" for x in disk.samples],
+                [f"node {bk.escape(x.labels.get('node_id', '?'))}: {format_bytes(x.value * MIB)}"
+                 for x in disk.samples],
             )
         )
     else:
@@ -884,9 +870,9 @@ def capacity_lines(
         if quota:
             ratio = size / quota
             status = grade(ratio, th.etcd_ratio_warn, th.etcd_ratio_crit)
-            text = f"{fmt_bytes(size)} of {fmt_bytes(quota)} quota ({ratio:.0%})"
+            text = f"{format_bytes(size)} of {format_bytes(quota)} quota ({ratio:.0%})"
         else:
-            status, text = Status.green, f"{fmt_bytes(size)}; quota not available ({_why(r['etcd_quota'])})"
+            status, text = Status.green, f"{format_bytes(size)}; quota not available ({_why(r['etcd_quota'])})"
         fc = _forecast("etcd", "bytes", ranges.get("etcd_size"), size, quota, "the quota", now)
         if fc:
             forecasts.append(fc)
@@ -913,7 +899,7 @@ def _memory(
     if count is not None:
         facts["query_nodes"] = int(count)
     loaded = r["qn_loaded"]
-    loaded_text = f"; loaded segments {fmt_bytes(sum(x.value for x in loaded.samples))}" if loaded.ok else ""
+    loaded_text = f"; loaded segments {format_bytes(sum(x.value for x in loaded.samples))}" if loaded.ok else ""
     mem, limit = r["qn_memory"], r["qn_limit"]
     if mem.ok:
         used = sum(x.value for x in mem.samples)
@@ -935,13 +921,13 @@ def _memory(
         status = grade(ratio, th.memory_ratio_warn, th.memory_ratio_crit)
         headroom = LOAD_THRESHOLD * limit_bytes - used
         text = (
-            f"{fmt_bytes(used)} of {fmt_bytes(limit_bytes)} limit ({ratio:.0%}; loads are refused above"
-            f" {LOAD_THRESHOLD:.0%}, {fmt_bytes(max(headroom, 0))} left) ({source}){loaded_text}"
+            f"{format_bytes(used)} of {format_bytes(limit_bytes)} limit ({ratio:.0%}; loads are refused above"
+            f" {LOAD_THRESHOLD:.0%}, {format_bytes(max(headroom, 0))} left) ({source}){loaded_text}"
         )
         facts["memory_limit_bytes"] = limit_bytes
     else:
         status = Status.green
-        text = f"{fmt_bytes(used)} ({source}); limit not available ({_why(limit)}){loaded_text}"
+        text = f"{format_bytes(used)} ({source}); limit not available ({_why(limit)}){loaded_text}"
     fc = _forecast(
         "memory",
         "bytes",
@@ -955,7 +941,7 @@ def _memory(
         runway, note = _runway(fc, now, th)
         status, text = worst([status, runway]), text + note
         facts["memory_runs_out_at"] = fc.runs_out_at
-    details = [f"{bk.escape(x.labels.get('pod', '?'))}: {fmt_bytes(x.value)}" for x in mem.samples] if mem.ok else []
+    details = [f"{bk.escape(x.labels.get('pod', '?'))}: {format_bytes(x.value)}" for x in mem.samples] if mem.ok else []
     return Line(key, label, status, text, used, details), fc, facts
 
 
@@ -1101,7 +1087,7 @@ def build_capacity(
         from commands.reports import charts as ch
 
         days = window.total_seconds() / DAY
-        span = f"{days:.0f} days" if days >= 1 else fmt_duration(window.total_seconds())
+        span = f"{days:.0f} days" if days >= 1 else format_duration(window.total_seconds())
         mem_png = ch.memory_chart(ranges, forecasts, env.name, now)
         if mem_png:
             report.charts.append(
@@ -1138,16 +1124,8 @@ def _together(
 
 def parse_window(text: str) -> dt.timedelta:
     """``7d``, ``30d``, ``12h``, ``90m``: the span capacity growth is fitted on."""
-    from bot.errors import UsageError
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text.lower())
-    if not m:
-        raise UsageError(f"`{text}` is not a window", hint="Use a number and a unit: 7d, 30d, 12h, 90m.")
-    unit = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}[m.group(2)]
-    seconds = float(m.group(1)) * unit
-    if not 60 <= seconds <= 90 * DAY:
-        raise UsageError("The window must be between 1 minute and 90 days.")
-    return dt.timedelta(seconds=seconds)
+    return parse_duration(text, minimum=dt.timedelta(minutes=1), maximum=dt.timedelta(days=90), noun="window",
+                          examples="`7d`, `30d`, `12h` or `90m`")
 
 
 # -- entry points for commands and schedules --------------------------------------------------------

@@ -269,7 +269,7 @@ def test_scheduled_backup_reports_to_ops_and_applies_retention(tmp_path: Path, m
     env = runtime.config.environments["dev"]
     client = runtime.services.milvus_client(env)
     create_rich_collection(client, "docs", rows=200)
-    [spec] = [s for s in jobs_from_config(runtime.config) if s.task == "backup"]
+    [spec] = [s for s in jobs_from_config(runtime.registry, runtime.config) if s.task == "backup"]
     assert (spec.job_id, spec.cron, spec.kwargs) == ("backup:dev", "0 2 * * *", {"env": "dev"})
 
     first = run_job(runtime, spec, dt.datetime(2026, 1, 1, 2, tzinfo=dt.UTC))
@@ -281,7 +281,7 @@ def test_scheduled_backup_reports_to_ops_and_applies_retention(tmp_path: Path, m
     assert len(usable) == 1 and usable[0].id in second
     ops = messenger.in_channel("C-OPS")
     assert len(ops) == 2 and all(t.startswith(":white_check_mark: Backup dev-") for t in ops)
-    assert " KB in " in ops[-1] and " s" in ops[-1]
+    assert "KiB in " in ops[-1] and " s" in ops[-1]
 
     client.drop_collection("docs")
     failed = run_job(runtime, spec, dt.datetime(2026, 1, 3, 2, tzinfo=dt.UTC))

@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from bot import charts
+from commands.reports import charts
 from commands.reports.engine import DAY, Forecast, linear_fit
 from integrations.prometheus import Range, Series
 

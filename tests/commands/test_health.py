@@ -159,7 +159,7 @@ def test_scheduled_report_posts_once_per_scheduled_time(tmp_path: Path, history:
     out = io.StringIO()
     messenger = ConsoleMessenger(out, BlockRenderer(color=False), files_dir=tmp_path / "files")
     runtime = build_runtime(settings, lambda _store: messenger, build_registry())
-    specs = {s.job_id: s for s in jobs_from_config(runtime.config) if s.task == "report"}
+    specs = {s.job_id: s for s in jobs_from_config(runtime.registry, runtime.config) if s.task == "report"}
     assert set(specs) == {"report:health:prod", "report:capacity:prod"}
     capacity = specs["report:capacity:prod"]
     assert (capacity.cron, capacity.timezone) == ("0 9 * * 1", "Europe/Berlin")
@@ -183,7 +183,7 @@ def test_scheduled_report_says_so_in_the_channel_when_prometheus_is_down(tmp_pat
     out = io.StringIO()
     messenger = ConsoleMessenger(out, BlockRenderer(color=False), files_dir=tmp_path / "f")
     runtime = build_runtime(settings, lambda _store: messenger, build_registry())
-    spec = next(s for s in jobs_from_config(runtime.config) if s.job_id == "report:health:prod")
+    spec = next(s for s in jobs_from_config(runtime.registry, runtime.config) if s.job_id == "report:health:prod")
     summary = run_job(runtime, spec, dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.UTC))
     assert summary is not None and summary.startswith(f"Prometheus at {url} is unreachable")
     shown = out.getvalue()
