@@ -1,4 +1,4 @@
-"""``milvus-chatops``: serve, console, run, check-config. Heavy imports happen inside each command."""
+"""``milvus-chatops``: serve, console, run, check-config, init, db. Heavy imports happen inside each command."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 RegistryFactory = Callable[[], "Registry"]
 
 
+CONFIG_HELP = "config file (default: $MILVUS_CHATOPS_CONFIG, else the embedded default: one local Milvus Lite)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="milvus-chatops", description="Slack ChatOps for Milvus: plan, deploy, backup, alerts, reports."
@@ -24,22 +27,30 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     serve = sub.add_parser("serve", help="run the bot: Slack (HTTP or Socket Mode), webhook, metrics, scheduler")
-    serve.add_argument("--config", help="config file (default: $MILVUS_CHATOPS_CONFIG or the embedded default)")
+    serve.add_argument("--config", help=CONFIG_HELP)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
 
     console = sub.add_parser("console", help="interactive local session in the terminal")
-    console.add_argument("--config")
+    console.add_argument("--config", help=CONFIG_HELP)
     console.add_argument("--user", default=None, help="Slack user id to act as (default: the local operator)")
 
     run = sub.add_parser("run", help='run one command, e.g. run "/milvus status"')
     run.add_argument("command")
-    run.add_argument("--config")
-    run.add_argument("--user", default=None)
+    run.add_argument("--config", help=CONFIG_HELP)
+    run.add_argument("--user", default=None, help="Slack user id to act as (default: the local operator)")
     run.add_argument("--json", action="store_true", help="print the Slack payload and structured data as JSON")
 
     check = sub.add_parser("check-config", help="validate the config and reach each configured integration")
-    check.add_argument("--config")
+    check.add_argument("--config", help=CONFIG_HELP)
+
+    from bot.init import add_init_parser
+
+    add_init_parser(sub)
+
+    db = sub.add_parser("db", help="the bot's state store: `db upgrade` applies schema migrations")
+    db_sub = db.add_subparsers(dest="db_cmd", required=True)
+    db_sub.add_parser("upgrade", help="apply pending state-store migrations (serve, console and run do it at start)")
     return parser
 
 
@@ -48,9 +59,16 @@ def main(argv: list[str] | None, build_registry: RegistryFactory) -> int:
     from bot.app import load_settings, setup_logging
     from bot.errors import ChatOpsError
 
-    settings = load_settings(args.config)
-    setup_logging(settings, default_level="WARNING" if args.cmd in ("run", "console") else "INFO")
+    settings = load_settings(getattr(args, "config", None))
+    quiet = args.cmd in ("run", "console", "init", "db")
+    setup_logging(settings, default_level="WARNING" if quiet else "INFO")
     try:
+        if args.cmd == "init":
+            from bot.init import init
+
+            return init(args, settings)
+        if args.cmd == "db":
+            return _db_upgrade(settings)
         if args.cmd == "serve":
             from bot.server import serve
 
@@ -65,6 +83,24 @@ def main(argv: list[str] | None, build_registry: RegistryFactory) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _db_upgrade(settings: Settings) -> int:
+    from bot.state import Store
+
+    store = Store(settings.state_url)
+    try:
+        applied = store.migrate()
+        from bot.migrations import revisions
+
+        head = revisions()[-1]
+    finally:
+        store.engine.dispose()
+    if applied:
+        print(f"State store {store.safe_url}: applied {', '.join(applied)}; now at {head}.")
+    else:
+        print(f"State store {store.safe_url}: already at {head}, nothing to apply.")
+    return 0
 
 
 def _local(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:

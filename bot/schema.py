@@ -1,18 +1,16 @@
 """Every table the bot keeps, in one place, so the whole state can be read at a glance.
 
-Features add their tables here and a step to ``MIGRATIONS`` below; steps are applied once, in order,
-and recorded in ``schema_migrations``, on SQLite and PostgreSQL alike.
+These are the models the code reads and writes through. The database gets them from Alembic
+revisions in bot/migrations/versions: a change here needs a new revision there (a test compares the
+two and prints what is missing; docs/state-store.md shows the steps).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    Connection,
     DateTime,
     Float,
     Index,
@@ -24,13 +22,6 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
-
-schema_migrations = Table(
-    "schema_migrations",
-    metadata,
-    Column("id", String(100), primary_key=True),
-    Column("applied_at", DateTime(timezone=True), nullable=False),
-)
 
 audit_log = Table(
     "audit_log",
@@ -235,20 +226,3 @@ backups = Table(
     Index("ix_backups_env_created", "environment", "created_at"),
 )
 
-
-def _create(*tables: Table) -> Callable[[Connection], None]:
-    def step(conn: Connection) -> None:
-        for table in tables:
-            table.create(conn, checkfirst=True)
-
-    return step
-
-
-MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
-    ("0001_core", _create(schema_migrations, audit_log, claims, locks, kv)),
-    ("0002_outbox", _create(outbox, message_refs)),
-    ("0003_job_runs", _create(job_runs)),
-    ("0004_approvals", _create(approval_requests, approval_votes)),
-    ("0005_alerts", _create(alert_notifications, alert_groups)),
-    ("0006_backups", _create(backups)),
-]

@@ -11,8 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(*args: str, data_dir: Path, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MILVUS_CHATOPS_DATA_DIR": str(data_dir)}
+def cli(
+    *args: str, data_dir: Path, stdin: str | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MILVUS_CHATOPS_DATA_DIR": str(data_dir), **(env or {})}
     env.pop("MILVUS_CHATOPS_CONFIG", None)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
