@@ -108,20 +108,27 @@ def _local(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
     from bot.config import LOCAL_OPERATOR
     from bot.console import BlockRenderer, Console, ConsoleMessenger, reply_payload
     from bot.dispatch import Dispatcher
+    from bot.terminal import use_color
 
     # Channel messages go to stderr under `run` so stdout stays one reply (one JSON object with --json).
     channel_out = sys.stderr if args.cmd == "run" else sys.stdout
-    renderer = BlockRenderer(color=channel_out.isatty())
+    # Buttons are listed only where a number can press them: in the console, not in `run`.
+    renderer = BlockRenderer(
+        color=use_color(sys.stdout), interactive=args.cmd == "console", names={LOCAL_OPERATOR: "local-operator"}
+    )
     messenger = ConsoleMessenger(channel_out, renderer, files_dir=Path(settings.data_dir) / "files")
     runtime = build_runtime(settings, lambda _store: messenger, registry)
     user = args.user or LOCAL_OPERATOR
     dispatcher = Dispatcher(runtime)
     try:
         if args.cmd == "console":
-            Console(dispatcher, messenger, user).loop()
+            Console(dispatcher, messenger, user).loop(history=Path(settings.data_dir) / "console_history")
             return 0
         outcome = dispatcher.run_command(
-            args.command, runtime.identity(user), channel="cli", progress=lambda t: print(f"… {t}", file=sys.stderr)
+            args.command,
+            runtime.identity(user),
+            channel="cli",
+            progress=lambda t: print(f"… {renderer.text(t)}", file=sys.stderr),
         )
         if args.json:
             print(json.dumps(reply_payload(outcome.reply), default=str))

@@ -91,7 +91,7 @@ def test_console_renders_blocks_numbers_buttons_and_switches_user(tmp_path):
     out = cli("console", data_dir=tmp_path, stdin=script)
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "`local`: admin" in text
+    assert "local: admin" in text
     assert "Now acting as U0SOMEONE." in text
-    assert "`local`: no access" in text
+    assert "local: no access" in text
     assert "Show your roles in each environment" in text  # the help for whoami, as the local operator
