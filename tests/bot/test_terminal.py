@@ -129,3 +129,27 @@ def test_no_reply_of_any_command_shows_raw_slack_markup_on_the_embedded_default(
     assert len(screens) >= 2 * len(registry.commands)
     leftovers = {line: found for line, screen in screens.items() if (found := raw_markup(screen))}
     assert leftovers == {}
+
+
+@pytest.mark.parametrize(("line", "key"), [
+    ("/milvus alerts", "environments.local.alertmanager_url"),
+    ("/milvus health", "environments.local.prometheus_url"),
+    ("/milvus capacity", "environments.local.prometheus_url"),
+    ("/milvus deploy --dry-run", "helm: section to environments.local"),
+    ("/milvus history", "helm: section to environments.local"),
+])
+def test_the_embedded_default_says_what_it_lacks_and_which_key_adds_it(console, line, key):
+    session, out = console
+    session.handle_line(line)
+    screen = out.getvalue()
+    assert key in screen
+    assert "Nothing is firing" not in screen and "querying Prometheus" not in screen
+
+
+def test_a_plan_offers_no_deploy_where_nothing_can_be_deployed(console):
+    session, out = console
+    session.handle_line("/milvus plan --vectors 10M --dim 768")
+    screen = out.getvalue()
+    assert "No environment is deployed with Helm by this bot; add a helm: section to one to deploy." in screen
+    assert "/milvus deploy" not in screen
+    assert not any("deploy" in b.get("action_id", "") for b in session.messenger.buttons)
