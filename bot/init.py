@@ -178,6 +178,8 @@ def render(a: dict[str, str]) -> str:
         "environments:",
         f"  {env}:",
         f"    milvus: {milvus}",
+        "    # Once the bot deploys Milvus, only pods in client_namespaces reach it on 19530: list your apps'",
+        "    # namespaces, and the bot's own when it runs in Kubernetes, e.g. client_namespaces: [search-api, chatops]",
         f"    kubernetes: {{namespace: {a['namespace']}}}",
     ]
     release = _none(a["release"])

@@ -77,6 +77,11 @@ def test_the_pod_uses_only_the_bots_flags_env_vars_ports_and_routes(overlay):
     assert service["spec"]["ports"][0]["targetPort"] == port["name"]
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
+    # The NetworkPolicy the bot's deploy writes must still let the bot itself reach Milvus.
+    own_namespace = deployment["metadata"]["namespace"]
+    for env in config.environments.values():
+        assert env.kubernetes is None or own_namespace in env.kubernetes.client_namespaces, env.name
+
     # The bot may deploy into each namespace its config names, and nowhere else.
     bindings = [d for d in docs if d["kind"] == "RoleBinding"]
     namespaces = {env.kubernetes.namespace for env in config.environments.values() if env.kubernetes}
@@ -100,16 +105,24 @@ def test_only_slack_events_is_public_in_http_mode_and_replicas_get_a_disruption_
     assert one(render("base"), "Deployment")["spec"]["replicas"] == 1
 
 
-def test_an_image_set_in_your_own_overlay_replaces_the_placeholder(tmp_path):
-    mine = tmp_path / "mine"
+def test_the_overlay_in_the_kubernetes_docs_sets_the_image_and_the_config(tmp_path):
+    """docs/kubernetes.md tells operators to write exactly this overlay; it must render."""
+    docs = (ROOT / "docs" / "kubernetes.md").read_text()
+    kustomization = docs.split("<!-- overlay -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    mine = tmp_path / "my-chatops"
     mine.mkdir()
     (mine / "kustomization.yaml").write_text(
-        f"resources: [{os.path.relpath(DEPLOY / 'http', mine)}]\n"
-        "images: [{name: milvus-chatops, newName: registry.example.com/team/milvus-chatops, newTag: '0.2.0'}]\n"
+        kustomization.replace("../milvus-chatops/deploy/http", os.path.relpath(DEPLOY / "http", mine))
     )
+    (mine / "config.yaml").write_text((ROOT / "config.minimal.yaml").read_text())
     kubectl = shutil.which("kubectl") or missing_dependency("kubectl is not installed")
     out = subprocess.run([kubectl, "kustomize", str(mine)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    (deployment,) = [d for d in yaml.safe_load_all(out.stdout) if d and d["kind"] == "Deployment"]
+    docs_rendered = [d for d in yaml.safe_load_all(out.stdout) if d]
+    deployment = one(docs_rendered, "Deployment")
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert image == "registry.example.com/team/milvus-chatops:0.2.0"
+    assert image == "registry.example.com/team/milvus-chatops:0.1.0"
+    configmap = one(docs_rendered, "ConfigMap")
+    assert configmap["data"]["config.yaml"] == (ROOT / "config.minimal.yaml").read_text()
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == configmap["metadata"]["name"]
