@@ -60,6 +60,8 @@ def upgrade(engine: Engine) -> list[str]:
     """Apply every pending revision; returns the ids applied now, oldest first."""
     from alembic import command
 
+    # Alembic narrates each plugin and step at INFO; one line of ours below says what was applied.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     every = revisions()
     with _locked(engine) as conn:
         before = current(conn)

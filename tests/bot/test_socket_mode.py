@@ -4,11 +4,12 @@ local fake of Slack's Socket Mode endpoint, one replica and two, through reconne
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.support.slack_signing import DEFAULT_TEAM_ID
+from tests.support.slack_signing import DEFAULT_TEAM_ID, block_actions_payload
 from tests.support.wait import wait_for
 
 APP_TOKEN = "xapp-1-A0FAKEAPP-1-test-app-token"
@@ -46,11 +47,12 @@ def audit_rows(url: str) -> int:
 
 
 @pytest.fixture
-def start_replica(bot_server, postgres_url, tmp_path):
-    """Replicas share one PostgreSQL state store, as several replicas must."""
+def start_replica(postgres_url, bot_server, tmp_path):
+    """Replicas share one PostgreSQL state store, as several replicas must. (The database is asked
+    for first so that it outlives the bots at teardown.)"""
 
-    def start(name: str):
-        return bot_server(env={"SLACK_APP_TOKEN": APP_TOKEN, "MILVUS_CHATOPS_DATABASE_URL": postgres_url},
+    def start(name: str, config: str | None = None):
+        return bot_server(config, env={"SLACK_APP_TOKEN": APP_TOKEN, "MILVUS_CHATOPS_DATABASE_URL": postgres_url},
                           data_dir=tmp_path / name)
 
     return start
@@ -132,3 +134,20 @@ def test_two_replicas_share_the_envelopes_and_every_command_runs_once(
     run_commands(fake_socket_mode, fake_slack, 4)
     assert len(fake_slack.responses()) == 14
     assert wait_for(lambda: audit_rows(postgres_url) == 14, timeout=10)
+
+
+def test_a_button_press_over_socket_mode_opens_the_form(start_replica, fake_socket_mode, fake_slack, tmp_path):
+    start_replica("a", config=(
+        f"environments:\n  local:\n    milvus: {{uri: '{tmp_path / 'milvus.db'}'}}\n"
+        f"access:\n  - {{role: viewer, users: [{USER}]}}\n"
+    ))
+    fake_socket_mode.wait_for_connections(1)
+    payload = block_actions_payload(
+        "plan_prefill", json.dumps({"vectors": "10M", "dim": 768}), user_id=USER,
+        response_url=fake_slack.response_url("sm-button"), trigger_id="sm-button.faketrigger",
+    )
+    envelope = fake_socket_mode.wait_for_ack(fake_socket_mode.send("interactive", payload))
+    assert envelope.ack_delay_s < 3.0
+    call = fake_slack.wait_for_call("views.open", timeout=30)
+    assert call.params["trigger_id"] == "sm-button.faketrigger"
+    assert call.params["view"]["callback_id"] == "plan_modal"
