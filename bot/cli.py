@@ -28,8 +28,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the bot: Slack (HTTP or Socket Mode), webhook, metrics, scheduler")
     serve.add_argument("--config", help=CONFIG_HELP)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
+    serve.add_argument("--port", type=int, default=3000, help="HTTP port for Slack, the webhook, health and metrics")
 
     console = sub.add_parser("console", help="interactive local session in the terminal")
     console.add_argument("--config", help=CONFIG_HELP)

@@ -30,7 +30,7 @@ def cli(
 def test_help_lists_the_commands_without_loading_heavy_clients(tmp_path):
     out = cli("--help", data_dir=tmp_path)
     assert out.returncode == 0
-    for word in ("serve", "console", "run", "check-config"):
+    for word in ("serve", "console", "run", "check-config", "init", "db"):
         assert word in out.stdout
     # How fast that is, is measured in bench/bench_serve.py; here: the clients stay unimported.
     traced = subprocess.run(
