@@ -137,6 +137,8 @@ def test_no_reply_of_any_command_shows_raw_slack_markup_on_the_embedded_default(
     ("/milvus capacity", "environments.local.prometheus_url"),
     ("/milvus deploy --dry-run", "helm: section to environments.local"),
     ("/milvus history", "helm: section to environments.local"),
+    ("/milvus reports", "environments.<env>.prometheus_url"),
+    ("/milvus reports run health", "environments.local.prometheus_url"),
 ])
 def test_the_embedded_default_says_what_it_lacks_and_which_key_adds_it(console, line, key):
     session, out = console
@@ -144,6 +146,7 @@ def test_the_embedded_default_says_what_it_lacks_and_which_key_adds_it(console, 
     screen = out.getvalue()
     assert key in screen
     assert "Nothing is firing" not in screen and "querying Prometheus" not in screen
+    assert "reports run <health" not in screen
 
 
 def test_a_plan_offers_no_deploy_where_nothing_can_be_deployed(console):
