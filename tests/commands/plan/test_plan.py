@@ -26,14 +26,14 @@ from bot.state import Store
 from commands.approvals.workflow import Approvals
 from commands.plan.sizing import parse_plan_input, plan
 from commands.plan.values import values_for
-from tests.bot.test_approvals import RecordingMessenger
+from tests.commands.approvals.test_approvals import RecordingMessenger
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 from tests.support.runtime import build_test_runtime
 
 OPERATOR, VIEWER, STRANGER = "U0OPER", "U0VIEW", "U0STRANGER"
 WORKED = "--vectors 100M --dim 768 --index hnsw --m 16"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def make_config(tmp: Path, kubeconfig: Path | None = None, **extra: Any) -> dict[str, Any]:

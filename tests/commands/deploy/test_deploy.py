@@ -22,8 +22,8 @@ from bot.dispatch import Dispatcher, Outcome
 from bot.settings import Settings
 from bot.state import Store
 from commands.approvals.workflow import Approvals
-from commands.deploy.commands import release_summary
-from tests.bot.test_approvals import RecordingMessenger
+from commands.deploy.history import release_summary
+from tests.commands.approvals.test_approvals import RecordingMessenger
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 from tests.support.runtime import build_test_runtime

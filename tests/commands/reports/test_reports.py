@@ -21,20 +21,12 @@ import pytest
 
 from bot.config import Environment, HealthThresholds, MilvusTarget
 from bot.errors import IntegrationError
-from commands.reports.engine import (
-    DAY,
-    Status,
-    build_capacity,
-    build_health,
-    capacity_lines,
-    capacity_queries,
-    collection_names_from,
-    health_lines,
-    health_queries,
-    linear_fit,
-)
+from commands.reports.build import build_capacity, build_health
+from commands.reports.checks import Status, capacity_lines, collection_names_from, health_lines
+from commands.reports.forecast import DAY, linear_fit
+from commands.reports.queries import capacity_queries, health_queries
 from integrations.prometheus import Instant, Sample, connect
-from tests.bot.reports_helpers import GIB, INST, NS, Known, backfilled_prometheus, milvus_scrape_config
+from tests.commands.reports.reports_helpers import GIB, INST, NS, Known, backfilled_prometheus, milvus_scrape_config
 from tests.support.servers import free_port, milvus_server_available, start_milvus_server, start_prometheus
 from tests.support.wait import wait_for
 
