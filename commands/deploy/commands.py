@@ -17,7 +17,7 @@ from bot.errors import UserError
 from bot.registry import command
 from bot.reply import Reply
 from bot.services import Services
-from commands.approvals.workflow import Approvals
+from commands.approvals.workflow import Approvals, payload_hash
 from commands.deploy.execute import run_deploy
 from commands.deploy.history import history_reply
 from commands.deploy.lock import check_lock
@@ -78,11 +78,15 @@ def deploy(ctx: Context, args: DeployArgs) -> Reply:
         kube_line = ", ".join(f"{k} {v}" for k, v in view.kube.items())
         blocks = [bk.header(f"Dry run: {title}"), *view.blocks(),
                   bk.context(f"Kubernetes: {bk.escape(kube_line)}. Helm rendered the chart; nothing was changed.")]
-        return Reply(text=f"Dry run: {title}. Nothing was changed.", blocks=blocks, data={**data, "dry_run": True})
+        return Reply(text=f"Dry run: {title}. Nothing was changed.", blocks=blocks, data={**data, "dry_run": True},
+                     files=[view.diff_attachment(f"dry run: {title}")])
     check_lock(ctx.runtime, env.name)
-    if env.approval.required:
+    if env.needs_approval:
+        digest = payload_hash(prepared.payload)
+        diff = view.diff_attachment(title, payload_hash=digest)
         request = Approvals(ctx.runtime).request(
-            ctx, kind="deploy", env=env.name, title=title, summary_blocks=view.blocks(), payload=prepared.payload
+            ctx, kind="deploy", env=env.name, title=title, summary_blocks=view.blocks(), payload=prepared.payload,
+            files=[diff],
         )
         text = (
             f"Approval requested: {title} (request `{request.id}`, hash `{request.short_hash}`); "
@@ -92,6 +96,7 @@ def deploy(ctx: Context, args: DeployArgs) -> Reply:
             text=text,
             blocks=[bk.section(f":hourglass_flowing_sand: {text}"), *view.blocks()],
             data={**data, "approval": request.to_data()},
+            files=[diff],
         )
     result = run_deploy(ctx, env, prepared, requester=ctx.user.user_id, progress=ctx.progress)
     return Reply(text=result.text, blocks=result.blocks, data={**data, **(result.data or {})},

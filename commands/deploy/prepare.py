@@ -15,8 +15,10 @@ from bot import blocks as bk
 from bot.config import Environment, HelmTarget
 from bot.context import Context, Runtime
 from bot.errors import NotFound, UsageError, UserError
-from bot.redact import SECRET_KEY, redact
+from bot.redact import redact
+from bot.reply import Attachment
 from bot.services import Services
+from commands.deploy import review
 from commands.plan.values import chart_version_for, deep_merge, parse_set, values_for
 from integrations.helm import ReleaseStatus, valid_chart, valid_namespace, valid_release
 
@@ -25,7 +27,6 @@ SET_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
 PLAN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Milvus documents 2.6 upgrades from 2.5.16 or later only (the streaming node / WAL migration).
 MIN_25_FOR_26 = (2, 5, 16)
-MAX_DIFF_LINES = 40
 
 
 def helm_settings(env: Environment) -> HelmTarget:
@@ -153,20 +154,6 @@ def values_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict
     }
 
 
-def _shown(key: str, value: Any) -> str:
-    if SECRET_KEY.search(key.rsplit(".", 1)[-1]) and value not in (None, ""):
-        return "***"
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def diff_lines(diff: dict[str, dict[str, Any]]) -> list[str]:
-    lines = [f"+ {k}: {_shown(k, v)}" for k, v in diff["added"].items()]
-    lines += [f"~ {k}: {_shown(k, a)} → {_shown(k, b)}" for k, (a, b) in diff["changed"].items()]
-    lines += [f"- {k}: {_shown(k, v)}" for k, v in diff["removed"].items()]
-    return lines
-
-
 def _replica_keys(flat: dict[str, Any]) -> dict[str, int]:
     return {
         k: int(v)
@@ -265,16 +252,27 @@ class Preview:
     def image_before(self) -> str:
         return image_of(self.current, self.current_values) if self.current else "-"
 
+    @property
+    def values_hash(self) -> str:
+        return review.values_sha256(self.prepared.values)
+
+    @property
+    def diff_filename(self) -> str:
+        return f"values-diff-{self.prepared.env}-{self.values_hash[:12]}.txt"
+
+    def diff_attachment(self, title: str, payload_hash: str | None = None) -> Attachment:
+        return review.diff_attachment(
+            self.diff, filename=self.diff_filename, title=title, values_hash=self.values_hash,
+            payload_hash=payload_hash,
+        )
+
     def blocks(self) -> list[dict[str, Any]]:
+        """Security-relevant changes first, then the summary, risks and the (bounded) diff."""
         p, cur = self.prepared, self.current
         chart_before = f"{cur.chart}-{cur.chart_version}" if cur else "not installed"
         chart_after = f"{p.chart.rsplit('/', 1)[-1]}-{p.chart_version}"
-        lines = diff_lines(self.diff)
-        shown = lines[:MAX_DIFF_LINES]
-        more = f"\n… and {len(lines) - len(shown)} more" if len(lines) > len(shown) else ""
-        body = bk.escape("\n".join(shown)).replace("```", "'''")
-        diff_text = f"```{body}{more}```" if shown else "_No value changes._"
         blocks = [
+            *review.security_blocks(self.diff, self.diff_filename),
             bk.fields(
                 [
                     f"*Release*\n`{p.release}` in `{p.namespace}`" + (f" (revision {cur.revision})" if cur else ""),
@@ -283,12 +281,14 @@ class Preview:
                     f"*Image*\n{bk.escape(self.image_before)} → {bk.escape(self.image_after)}",
                 ]
             ),
-            bk.section(f"*Values diff* against `helm get values` ({len(lines)} change(s)):\n{diff_text}"),
         ]
         if self.risks:
             blocks.append(bk.section("*Risks*\n" + "\n".join(f":warning: {bk.escape(r)}" for r in self.risks)))
         if self.blockers:
             blocks.append(bk.section("*Refused*\n" + "\n".join(f":no_entry: {bk.escape(b)}" for b in self.blockers)))
+        blocks += review.diff_blocks(self.diff, "`helm get values`", self.diff_filename)
+        blocks.append(bk.context(f"Values sha256 `{self.values_hash}`: the first lines of "
+                                 f"`{bk.escape(self.diff_filename)}` carry the same hash."))
         if p.inputs.get("set"):
             shown = redact(list(p.inputs["set"][:10]))  # --set minio.secretKey=... must not reach Slack
             blocks.append(bk.context("Overrides: " + ", ".join(bk.code(s) for s in shown)))
@@ -310,6 +310,8 @@ class Preview:
             "image_before": self.image_before,
             "image": self.image_after,
             "revision_before": cur.revision if cur else None,
+            "values_sha256": self.values_hash,
+            "security_changes": review.security_changes(self.diff),
             "diff": {
                 "added": sorted(self.diff["added"]),
                 "changed": sorted(self.diff["changed"]),

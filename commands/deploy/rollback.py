@@ -55,7 +55,7 @@ def request_rollback(ctx: Context, env: Environment, revision: int | None) -> Re
             ]
         )
     ]
-    if env.approval.required:
+    if env.needs_approval:
         request = Approvals(ctx.runtime).request(
             ctx, kind="rollback", env=env.name, title=title, summary_blocks=summary, payload=payload
         )

@@ -8,6 +8,7 @@ given the status a cluster would report). Milvus is real: Milvus Lite answers ``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -228,6 +229,79 @@ def test_staging_deploy_needs_two_other_approvers_then_runs_once_with_progress_i
     assert thread[-1].startswith("Deployed Milvus 2.5.16 to staging")
     audit = {(e.action, e.outcome) for e in bot.runtime.audit.recent(environment="staging", limit=50)}
     assert ("deploy execute", "ok") in audit and ("deploy approve", "denied") in audit
+
+
+def _texts(blocks: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for block in blocks:
+        if "text" in block:
+            out.append(block["text"]["text"])
+        out += [f["text"] for f in block.get("fields", [])] + [e.get("text", "") for e in block.get("elements", [])]
+    return out
+
+
+def test_an_approver_sees_every_change_and_security_keys_first_however_long_the_diff(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging")
+    padding = " ".join(f"--set padding.key{i:02d}=value-{i}" for i in range(45))
+    # What a hostile requester would hide behind the padding: a public endpoint, and auth switched
+    # off at the end of a value longer than any line the message shows.
+    user_yaml = "# " + "tuning " * 30 + "\ncommon:\n  security:\n    authorizationEnabled: false\n"
+    asked = bot.run(f"/milvus deploy staging {padding} --set proxy.service.type=LoadBalancer "
+                    f"--set 'extraConfigFiles.user\\.yaml={user_yaml}'")
+    assert asked.exit_code == 0, asked.reply.text
+    request_id = request_id_of(asked)
+    [post] = bot.messenger.posts
+    texts = _texts(bot.messenger.current[post["ref"]].blocks)
+    security = next(i for i, t in enumerate(texts) if "Security-relevant changes" in t)
+    diff = next(i for i, t in enumerate(texts) if "*Values diff*" in t)
+    assert security < diff, "the security-relevant changes come before the long diff"
+    listed = "\n".join(t for t in texts[security:diff] if "padding" not in t)
+    assert 'proxy.service.type: "LoadBalancer"' in listed
+    assert "authorizationEnabled: false" in listed and "tuning " * 30 in listed  # the whole value
+    assert "padding.key00" not in listed
+
+    # The complete diff is in the request's thread, with the hash the message shows.
+    [upload] = bot.messenger.files_posted
+    assert upload["channel"] == "CAPPROVALS" and upload["thread_ref"] == f"approval:{request_id}"
+    [diff_file] = upload["files"]
+    content = diff_file.content.decode()
+    for i in range(45):
+        assert f"+ padding.key{i:02d}: \"value-{i}\"" in content
+    assert '! + proxy.service.type: "LoadBalancer"' in content and "authorizationEnabled: false" in content
+    values_hash = asked.reply.data["values_sha256"]
+    assert f"values sha256: {values_hash}" in content
+    assert values_hash in bot.messenger.text(post["ref"])
+
+    bot.press(APPROVER_1, request_id)
+    bot.press(APPROVER_2, request_id)
+    assert finished(bot, request_id).state == "done"
+    [call] = fake_helm.calls("upgrade")
+    applied = json.dumps(call.values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert hashlib.sha256(applied.encode()).hexdigest() == values_hash, "what was approved is what was applied"
+
+
+def test_production_needs_approval_for_deploy_and_rollback_without_approval_required(
+    tmp_path: Path, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    config = config_yaml(tmp_path, fake_kube.kubeconfig_path())
+    config["environments"]["dev"].update(production=True, approval={"approvers": [APPROVER_1, APPROVER_2]},
+                                         channels={"approvals": "CAPPROVALS"})
+    bot = Bot(tmp_path / "state.db", config)
+    try:
+        seed(fake_helm, fake_kube, "milvus-dev", revisions=3)
+        deploy = bot.run("/milvus deploy dev --set proxy.replicas=2")
+        assert deploy.exit_code == 0, deploy.reply.text
+        assert "Approval requested" in deploy.reply.text and fake_helm.calls("upgrade") == []
+        rollback = bot.run("/milvus rollback dev")
+        assert rollback.exit_code == 0, rollback.reply.text
+        assert "Approval requested" in rollback.reply.text and fake_helm.calls("rollback") == []
+        bot.press(APPROVER_1, request_id_of(rollback))
+        assert finished(bot, request_id_of(rollback)).state == "done"
+        assert [c.positional for c in fake_helm.calls("rollback")] == [["rollback", "milvus", "2"]]
+    finally:
+        bot.close()
 
 
 def test_changed_config_after_approval_refuses_to_deploy_after_restart(

@@ -31,7 +31,7 @@ from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 from tests.support.runtime import build_test_runtime
 
-OPERATOR, VIEWER, STRANGER = "U0OPER", "U0VIEW", "U0STRANGER"
+OPERATOR, VIEWER, STRANGER, SECOND_APPROVER = "U0OPER", "U0VIEW", "U0STRANGER", "U0APPROVER"
 WORKED = "--vectors 100M --dim 768 --index hnsw --m 16"
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -49,6 +49,8 @@ def make_config(tmp: Path, kubeconfig: Path | None = None, **extra: Any) -> dict
         "environments": {
             "prod": {
                 "production": True,
+                # production: every change waits for approval, so it needs someone who can give it.
+                "approval": {"approvers": [OPERATOR, SECOND_APPROVER]},
                 "milvus": {"uri": str(tmp / "prod.db")},
                 "helm": helm,
                 **({"kubernetes": kube} if kube else {}),
@@ -57,7 +59,7 @@ def make_config(tmp: Path, kubeconfig: Path | None = None, **extra: Any) -> dict
                 "milvus": {"uri": str(tmp / "staging.db")},
                 "helm": helm,
                 **({"kubernetes": kube} if kube else {}),
-                "approval": {"required": True, "approvers": [OPERATOR], "approvals_required": 1},
+                "approval": {"required": True, "approvers": [OPERATOR, SECOND_APPROVER], "approvals_required": 1},
                 "channels": {"approvals": "CAPPROVALS"},
                 "backup": {
                     "local_dir": str(tmp / "backups"),
