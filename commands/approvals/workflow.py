@@ -499,12 +499,12 @@ class Approvals:
         except Exception:
             log.exception("could not post the result of approval %s", request.id)
         try:
+            # Audited before the state turns final too: whoever sees "done" finds the record of it.
+            self._audit(request, approver.user_id, "execute", outcome, result, ref, started)
             t = schema.approval_requests
             with self.runtime.store.begin() as conn:
                 conn.execute(update(t).where(t.c.id == request.id).values(state=state, result=result[:4000]))
-            done = self.get(request.id)
-            self._audit(done, approver.user_id, "execute", outcome, result, ref, started)
-            self._refresh(done)
+            self._refresh(self.get(request.id))
         finally:
             with _RUNNING_LOCK:
                 _RUNNING.pop(request.id, None)

@@ -14,13 +14,14 @@ from typing import Any
 from bot import blocks as bk
 from bot.config import Environment, HelmTarget
 from bot.context import Context, Runtime
-from bot.errors import NotFound, UsageError, UserError
+from bot.errors import IntegrationError, NotFound, UsageError, UserError
 from bot.redact import redact
 from bot.reply import Attachment
 from bot.services import Services
 from commands.deploy import review
 from commands.plan.values import chart_version_for, deep_merge, parse_set, values_for
 from integrations.helm import ReleaseStatus, valid_chart, valid_namespace, valid_release
+from integrations.kubernetes import milvus_selector, readiness
 
 MILVUS_VERSION = re.compile(r"^v?([0-9]+)\.([0-9]+)\.([0-9]+)$")
 SET_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
@@ -162,9 +163,69 @@ def _replica_keys(flat: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def assess(current: ReleaseStatus | None, current_values: dict[str, Any], prepared: Prepared) -> tuple[
-    list[str], list[str]
-]:
+@dataclass(frozen=True)
+class RunningVersion:
+    """The Milvus version that runs now, and where that was read."""
+
+    version: tuple[int, int, int] | None
+    source: str
+
+    @property
+    def text(self) -> str:
+        return dotted(self.version) if self.version else "unknown"
+
+    @property
+    def measured(self) -> bool:
+        """False when only the chart's default says so: the chart's appVersion is not what runs."""
+        return self.version is not None and not self.source.startswith("chart")
+
+
+def _tag_version(tag: str) -> tuple[int, int, int] | None:
+    """``v2.5.10`` or ``v2.5.10-gpu`` -> (2, 5, 10); tags that are not versions give None."""
+    return version_tuple(tag.split("-", 1)[0]) if tag else None
+
+
+def _image_version(image: str) -> tuple[int, int, int] | None:
+    """``milvusdb/milvus:v2.5.10`` -> (2, 5, 10); digests (``@sha256:...``) give None."""
+    name, _, tag = image.rpartition(":")
+    return None if not name or "/" in tag or "@" in name else _tag_version(tag)
+
+
+def running_version(
+    ctx: Context, env: Environment, current: ReleaseStatus | None, current_values: dict[str, Any]
+) -> RunningVersion:
+    """What is deployed, read from what runs, never from the chart's appVersion first.
+
+    A chart line carries its own default image, so the release's appVersion says nothing about a
+    release deployed with an image tag of its own (the bot always sets one). In order: the image tag
+    in the release's values, the image of its running pods, the server's own version; only then the
+    chart's appVersion, marked as such.
+    """
+    if current is None:
+        return RunningVersion(None, "not installed")
+    tag = str(((current_values.get("image") or {}).get("all") or {}).get("tag") or "")
+    if _tag_version(tag):
+        return RunningVersion(_tag_version(tag), "image tag in the release's values")
+    try:
+        state = readiness(ctx.services.kube(env).pods(current.namespace, milvus_selector(current.name)))
+        found = {v for image in state.images if (v := _image_version(image))}
+        if found:
+            # Mid-rollout pods disagree: the oldest one is what an upgrade must start from.
+            return RunningVersion(min(found), "image of the running pods")
+    except (IntegrationError, UserError):
+        pass
+    try:
+        reported = version_tuple(ctx.services.milvus(env).server_version())
+        if reported:
+            return RunningVersion(reported, "the server's get_server_version")
+    except (IntegrationError, UserError):
+        pass
+    return RunningVersion(version_tuple(current.app_version), "chart appVersion (not confirmed from what runs)")
+
+
+def assess(
+    current: ReleaseStatus | None, current_values: dict[str, Any], prepared: Prepared, running: RunningVersion
+) -> tuple[list[str], list[str]]:
     """(risks to show, blockers that refuse the deploy)."""
     risks: list[str] = []
     blockers: list[str] = []
@@ -172,9 +233,12 @@ def assess(current: ReleaseStatus | None, current_values: dict[str, Any], prepar
     if current is None:
         risks.append(f"First install of `{prepared.release}` in namespace `{prepared.namespace}`.")
     else:
-        before = version_tuple(current.app_version) or version_tuple(
-            str(((current_values.get("image") or {}).get("all") or {}).get("tag") or "")
-        )
+        before = running.version
+        if before and not running.measured:
+            risks.append(f"The running Milvus version could not be read from the release, its pods or the "
+                         f"server; the chart says {dotted(before)}, which is its default, not a measurement.")
+        elif before is None:
+            risks.append("The running Milvus version could not be read; version upgrade rules were not checked.")
         if before and target:
             if target[0] != before[0]:
                 blockers.append(
@@ -201,6 +265,7 @@ def assess(current: ReleaseStatus | None, current_values: dict[str, Any], prepar
                                  "index nodes go away; check the message queue settings in the diff.")
             elif target != before:
                 risks.append(f"Patch upgrade {dotted(before)} → {dotted(target)}.")
+
         if current.status not in ("deployed", "superseded"):
             risks.append(f"The release is `{current.status}` now, not `deployed`.")
     was_cluster = (current_values.get("cluster") or {}).get("enabled", True) if current else None
@@ -242,6 +307,7 @@ class Preview:
     diff: dict[str, dict[str, Any]]
     risks: list[str]
     blockers: list[str]
+    running: RunningVersion = RunningVersion(None, "not read")
     kube: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -276,7 +342,8 @@ class Preview:
             bk.fields(
                 [
                     f"*Release*\n`{p.release}` in `{p.namespace}`" + (f" (revision {cur.revision})" if cur else ""),
-                    f"*Milvus*\n{bk.escape(cur.app_version or '?') if cur else '-'} → {p.milvus_version}",
+                    f"*Milvus*\n{self.running.text if cur else '-'} → {p.milvus_version}"
+                    + (f"\n_running version from {bk.escape(self.running.source)}_" if cur else ""),
                     f"*Chart*\n{bk.escape(chart_before)} → {bk.escape(chart_after)}",
                     f"*Image*\n{bk.escape(self.image_before)} → {bk.escape(self.image_after)}",
                 ]
@@ -305,7 +372,8 @@ class Preview:
             "chart": p.chart,
             "chart_version_before": cur.chart_version if cur else None,
             "chart_version": p.chart_version,
-            "milvus_version_before": cur.app_version if cur else None,
+            "milvus_version_before": self.running.text if cur and self.running.version else None,
+            "milvus_version_before_source": self.running.source if cur else None,
             "milvus_version": p.milvus_version,
             "image_before": self.image_before,
             "image": self.image_after,
@@ -327,5 +395,7 @@ def preview(ctx: Context, env: Environment, prepared: Prepared) -> Preview:
     helm = ctx.services.helm(env)
     current = helm.status(prepared.release, prepared.namespace)
     current_values = helm.get_values(prepared.release, prepared.namespace) if current else {}
-    risks, blockers = assess(current, current_values, prepared)
-    return Preview(prepared, current, current_values, values_diff(current_values, prepared.values), risks, blockers)
+    running = running_version(ctx, env, current, current_values)
+    risks, blockers = assess(current, current_values, prepared, running)
+    return Preview(prepared, current, current_values, values_diff(current_values, prepared.values), risks, blockers,
+                   running)

@@ -46,12 +46,14 @@ def request_rollback(ctx: Context, env: Environment, revision: int | None) -> Re
         "from_revision": current.revision, "to_revision": target,
     }  # fmt: skip
     title = f"Roll back {release} in {env.name} to revision {target}"
+    now_milvus = _milvus_of(helm.get_values(release, namespace), current.app_version)
+    back_milvus = _milvus_of(helm.get_values(release, namespace, revision=target), match.app_version)
     summary = [
         bk.fields(
             [
                 f"*Now*\nrevision {current.revision}: {bk.escape(current.chart)}-{bk.escape(current.chart_version)} "
-                f"(Milvus {bk.escape(current.app_version)})",
-                f"*Back to*\nrevision {target}: {bk.escape(match.chart)} (Milvus {bk.escape(match.app_version)})",
+                f"(Milvus {bk.escape(now_milvus)})",
+                f"*Back to*\nrevision {target}: {bk.escape(match.chart)} (Milvus {bk.escape(back_milvus)})",
             ]
         )
     ]
@@ -63,6 +65,12 @@ def request_rollback(ctx: Context, env: Environment, revision: int | None) -> Re
         return Reply(text=text, blocks=[bk.section(f":hourglass_flowing_sand: {text}"), *summary],
                      data={**payload, "approval": request.to_data()})
     return run_rollback(ctx, env, payload, ctx.user.user_id, ctx.progress)
+
+
+def _milvus_of(values: dict[str, Any], app_version: str) -> str:
+    """The revision's own image tag; the chart's appVersion is only its default, and is said to be."""
+    tag = ((values.get("image") or {}).get("all") or {}).get("tag")
+    return str(tag).lstrip("v") if tag else f"{app_version} (chart default)"
 
 
 def execute_rollback(ctx: Context, request: ApprovalRequest) -> Reply:

@@ -430,6 +430,43 @@ def test_2_6_needs_2_5_16_first(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKu
     assert fake_helm.calls("upgrade") == []
 
 
+def _seed_bot_deployed(fake_helm: FakeHelm, fake_kube: FakeKube, *, tag: str | None, pods: str) -> None:
+    """A release whose chart (4.2.58) defaults to 2.5.16 while what runs is another version."""
+    values: dict[str, Any] = {"cluster": {"enabled": True}, "queryNode": {"replicas": 2}}
+    if tag:
+        values["image"] = {"all": {"tag": tag}}
+    fake_helm.seed_release("milvus", "milvus-dev", chart="milvus", version="4.2.58", app_version="2.5.16",
+                           values=values, revisions=1)
+    fake_kube.create_namespace("milvus-dev")
+    for component in COMPONENTS:
+        fake_kube.set_pod("milvus-dev", f"milvus-{component}-0", {**MILVUS_LABELS, "component": component},
+                          image=f"milvusdb/milvus:{pods}")
+
+
+def test_the_running_version_comes_from_what_is_deployed_not_the_charts_app_version(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    # The bot deployed 2.5.10 with chart 4.2.58, whose appVersion is 2.5.16.
+    _seed_bot_deployed(fake_helm, fake_kube, tag="v2.5.10", pods="v2.5.10")
+    refused = bot.run("/milvus deploy dev --version 2.6.15")
+    assert refused.exit_code == 1
+    assert "2.6 upgrades need 2.5.16 or later; this runs 2.5.10" in refused.reply.text
+    assert fake_helm.calls("upgrade") == []
+    patch = bot.run("/milvus deploy dev --version 2.5.16 --dry-run")
+    assert patch.exit_code == 0, patch.reply.text
+    assert "Patch upgrade 2.5.10 → 2.5.16." in patch.reply.data["risks"]
+    assert patch.reply.data["milvus_version_before"] == "2.5.10"
+    assert "2.5.10 → 2.5.16" in json.dumps(patch.reply.blocks, ensure_ascii=False)
+
+
+def test_without_a_tag_in_the_values_the_running_pods_tell_the_version(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    _seed_bot_deployed(fake_helm, fake_kube, tag=None, pods="v2.5.14")
+    refused = bot.run("/milvus deploy dev --version 2.6.15 --dry-run")
+    assert refused.exit_code == 1 and "this runs 2.5.14" in refused.reply.text
+
+
 # -- argv injection -------------------------------------------------------------------------------
 
 
