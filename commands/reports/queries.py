@@ -11,6 +11,12 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# The Milvus components milvus-helm names pods after (2.5 and 2.6 charts).
+MILVUS_COMPONENTS = (
+    "proxy|querynode|datanode|indexnode|streamingnode|mixcoord|rootcoord|querycoord|datacoord|indexcoord|standalone"
+)
+
+
 class Selectors:
     """Label matchers tying series to one environment."""
 
@@ -26,13 +32,22 @@ class Selectors:
             parts.append(f"app_kubernetes_io_instance={_quote(self.instance)}")
         return "{" + ",".join([*parts, *extra]) + "}"
 
-    def pods(self, pod_regex: str, *extra: str) -> str:
-        """For kube-state-metrics and cAdvisor series, which carry pod names, not Milvus' target labels."""
+    def pods(self, component: str | None, *extra: str) -> str:
+        """For kube-state-metrics and cAdvisor series, which carry pod names, not Milvus' target labels.
+
+        milvus-helm names pods ``<release>-milvus-<component>-...``, except when the release name
+        already contains "milvus": then ``<release>-<component>-...`` (release ``milvus`` gives
+        ``milvus-querynode-...``). The pattern takes both forms, and only Milvus' own components, so
+        the release's etcd, MinIO or Pulsar pods are not counted as Milvus.
+        """
         parts = []
         if self.namespace:
             parts.append(f"namespace={_quote(self.namespace)}")
-        prefix = re.escape(self.instance) + "-milvus" if self.instance else ""
-        parts.append(f"pod=~{_quote(prefix + pod_regex)}")
+        if self.instance:
+            release = re.escape(self.instance)
+            parts.append(f"pod=~{_quote(f'({release}|{release}-milvus)-({component or MILVUS_COMPONENTS})-.*')}")
+        elif component:
+            parts.append(f"pod=~{_quote(f'.*{component}.*')}")
         return "{" + ",".join([*parts, *extra]) + "}"
 
     def namespace_only(self, *extra: str) -> str:
@@ -90,9 +105,9 @@ def health_queries(env: Environment) -> dict[str, str]:
         "queue_p99": _p99("milvus_querynode_sq_queue_latency", s.milvus()),
         "qn_lag": f"max(milvus_querynode_consume_tt_lag_ms{s.milvus()})",
         "dn_lag": f"max(milvus_datanode_consume_tt_lag_ms{s.milvus()})",
-        "restarts": f"sum by (pod)(increase(kube_pod_container_status_restarts_total{s.pods('.*')}[1h]))",
+        "restarts": f"sum by (pod)(increase(kube_pod_container_status_restarts_total{s.pods(None)}[1h]))",
         "oom": (
-            f"sum by (pod)(kube_pod_container_status_last_terminated_reason{s.pods('.*', _eq('reason', 'OOMKilled'))})"
+            f"sum by (pod)(kube_pod_container_status_last_terminated_reason{s.pods(None, _eq('reason', 'OOMKilled'))})"
         ),
         "load_failures": _zero_if_family(
             f"sum(increase(milvus_querycoord_load_req_count{s.milvus(_eq('status', 'fail'))}[1h]))",
@@ -112,7 +127,7 @@ def latency_range_queries(env: Environment) -> dict[str, str]:
 
 def capacity_queries(env: Environment) -> dict[str, str]:
     s = Selectors(env)
-    qn_pods = s.pods(".*querynode.*", 'container!=""')
+    qn_pods = s.pods("querynode", 'container!=""')
     return {
         "rows_rootcoord": (
             f"max by (db_name, collection_name)(milvus_rootcoord_entity_num{s.milvus(_eq('status', 'all'))})"
@@ -127,7 +142,7 @@ def capacity_queries(env: Environment) -> dict[str, str]:
         "index_bytes": f"sum(milvus_datacoord_stored_index_files_size{s.milvus()})",
         "qn_memory": f"sum by (pod)(container_memory_working_set_bytes{qn_pods})",
         "qn_limit": (
-            f"sum by (pod)(kube_pod_container_resource_limits{s.pods('.*querynode.*', _eq('resource', 'memory'))})"
+            f"sum by (pod)(kube_pod_container_resource_limits{s.pods('querynode', _eq('resource', 'memory'))})"
         ),
         "process_memory": f"sum by (instance, component)(process_resident_memory_bytes{s.milvus()})",
         "qn_loaded": f"sum by (node_id)(milvus_querynode_entity_size{s.milvus()})",
@@ -152,7 +167,7 @@ def capacity_range_queries(env: Environment) -> dict[str, str]:
     return {
         "rows": f"sum({q['rows_rootcoord']}) or sum({q['rows_datacoord']})",
         "rows_by_collection": f"{q['rows_rootcoord']} or {q['rows_datacoord']}",
-        "qn_memory": f"sum(container_memory_working_set_bytes{s.pods('.*querynode.*', _ne('container', ''))})",
+        "qn_memory": f"sum(container_memory_working_set_bytes{s.pods('querynode', _ne('container', ''))})",
         "process_memory": f"sum(process_resident_memory_bytes{s.milvus()})",
         "disk_mb": f"sum(milvus_querynode_disk_used_size{s.milvus()})",
         "etcd_size": q["etcd_size"],
