@@ -25,7 +25,7 @@ from commands.plan.render import DEPLOY_ACTION, PREFILL_ACTION, environment, pla
     role=Role.viewer,
     examples=(
         "/milvus plan --vectors 100M --dim 768 --index hnsw --m 16 --replicas 2 --growth 5M/month --months 12",
-        "/milvus plan staging --vectors 20M --dim 1536 --index diskann",
+        "/milvus plan {env} --vectors 20M --dim 1536 --index diskann",
         "/milvus plan",
     ),
 )

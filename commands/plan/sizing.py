@@ -47,6 +47,7 @@ from pydantic import (
 )
 
 from bot.args import parse_bytes, parse_count
+from bot.blocks import escape
 from bot.config import PriceTable
 from bot.errors import UsageError
 
@@ -153,7 +154,9 @@ class PlanInputError(UsageError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        text = f" {problems[0]}" if len(problems) == 1 else "".join(f"\n• {p}" for p in problems)
+        # Problems quote what the user typed; as Slack text, `<!channel>` must stay inert.
+        shown = [escape(p) for p in problems]
+        text = f" {shown[0]}" if len(shown) == 1 else "".join(f"\n• {p}" for p in shown)
         super().__init__(f"Cannot plan this:{text}", hint="See `/milvus help plan` for the arguments.")
 
 
@@ -176,6 +179,9 @@ def _count(value: Any) -> Any:
         text = value.strip().lower()
         for unit in ("/month", "/mo", "per month"):
             text = text.removesuffix(unit).strip()
+        # "-5" is a number, just not a count: the field's own range check says what it must be.
+        if text.startswith("-") and text[1:].strip()[:1].isdigit():
+            return -parse_count(text[1:].strip())
         return parse_count(text)
     return value
 
