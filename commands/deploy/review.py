@@ -101,7 +101,13 @@ def security_changes(diff: Diff) -> list[str]:
         text = shown(key, value)
         if len(text) <= SECURITY_VALUE_CHARS:
             return text
-        return f"{text[:SECURITY_VALUE_CHARS]}… [{len(text) - SECURITY_VALUE_CHARS} more characters: see the diff file]"
+        cut = f"{text[:SECURITY_VALUE_CHARS]}… [{len(text) - SECURITY_VALUE_CHARS} more characters: see the diff file]"
+        if isinstance(value, str) and text != MASK:
+            # What the cut hides may be the point (a config file switching auth off at its end).
+            telling = [line.strip()[:200] for line in value.splitlines() if SECURITY_VALUE.search(line)]
+            if telling:
+                cut += " [mentions: " + " | ".join(telling[:10]) + "]"
+        return cut
 
     return [_line(*e, fmt=whole) for e in _entries(diff) if is_security_relevant(e[1], e[2], e[3])]
 

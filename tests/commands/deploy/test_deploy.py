@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bot import blocks as bk
 from bot.access import Identity
 from bot.context import Context
 from bot.dispatch import Dispatcher, Outcome
@@ -273,6 +274,8 @@ def test_an_approver_sees_every_change_and_security_keys_first_however_long_the_
     values_hash = asked.reply.data["values_sha256"]
     assert f"values sha256: {values_hash}" in content
     assert values_hash in bot.messenger.text(post["ref"])
+    message = bot.messenger.current[post["ref"]]
+    assert bk.fit_blocks(message.blocks) == message.blocks, "within Slack's limits: nothing dropped on the way"
 
     bot.press(APPROVER_1, request_id)
     bot.press(APPROVER_2, request_id)
@@ -280,6 +283,21 @@ def test_an_approver_sees_every_change_and_security_keys_first_however_long_the_
     [call] = fake_helm.calls("upgrade")
     applied = json.dumps(call.values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert hashlib.sha256(applied.encode()).hexdigest() == values_hash, "what was approved is what was applied"
+
+
+def test_a_security_value_too_long_for_the_message_says_so_and_shows_what_it_mentions(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging")
+    user_yaml = "# " + "x" * 3000 + "\ncommon:\n  security:\n    authorizationEnabled: false\n"
+    asked = bot.run(f"/milvus deploy staging --set 'extraConfigFiles.user\\.yaml={user_yaml}'")
+    assert asked.exit_code == 0, asked.reply.text
+    [post] = bot.messenger.posts
+    listed = next(t for t in _texts(bot.messenger.current[post["ref"]].blocks) if "Security-relevant" in t)
+    assert "more characters: see the diff file" in listed
+    assert "[mentions: security: | authorizationEnabled: false]" in listed
+    [upload] = bot.messenger.files_posted
+    assert "x" * 3000 + "\\ncommon:" in upload["files"][0].content.decode()
 
 
 def test_production_needs_approval_for_deploy_and_rollback_without_approval_required(
