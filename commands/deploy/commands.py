@@ -96,7 +96,6 @@ def deploy(ctx: Context, args: DeployArgs) -> Reply:
             text=text,
             blocks=[bk.section(f":hourglass_flowing_sand: {text}"), *view.blocks()],
             data={**data, "approval": request.to_data()},
-            files=[diff],
         )
     result = run_deploy(ctx, env, prepared, requester=ctx.user.user_id, progress=ctx.progress)
     return Reply(text=result.text, blocks=result.blocks, data={**data, **(result.data or {})},
