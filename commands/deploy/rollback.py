@@ -17,8 +17,9 @@ from bot.context import Context
 from bot.errors import Conflict, NotFound, UserError
 from bot.reply import Reply
 from commands.approvals.workflow import ApprovalRequest, Approvals
+from commands.deploy import review
 from commands.deploy.lock import check_lock, lock_name
-from commands.deploy.prepare import helm_settings, release_target
+from commands.deploy.prepare import helm_settings, release_target, values_diff
 from integrations.helm import duration_seconds
 
 
@@ -46,20 +47,30 @@ def request_rollback(ctx: Context, env: Environment, revision: int | None) -> Re
         "from_revision": current.revision, "to_revision": target,
     }  # fmt: skip
     title = f"Roll back {release} in {env.name} to revision {target}"
-    now_milvus = _milvus_of(helm.get_values(release, namespace), current.app_version)
-    back_milvus = _milvus_of(helm.get_values(release, namespace, revision=target), match.app_version)
+    now_values = helm.get_values(release, namespace)
+    back_values = helm.get_values(release, namespace, revision=target)
+    # Going back changes values as surely as a deploy does: the approver reviews them the same way.
+    diff = values_diff(now_values, back_values)
+    diff_name = f"values-diff-{env.name}-revision-{current.revision}-to-{target}.txt"
+    values_hash = review.values_sha256(back_values)
     summary = [
+        *review.security_blocks(diff, diff_name),
         bk.fields(
             [
                 f"*Now*\nrevision {current.revision}: {bk.escape(current.chart)}-{bk.escape(current.chart_version)} "
-                f"(Milvus {bk.escape(now_milvus)})",
-                f"*Back to*\nrevision {target}: {bk.escape(match.chart)} (Milvus {bk.escape(back_milvus)})",
+                f"(Milvus {bk.escape(_milvus_of(now_values, current.app_version))})",
+                f"*Back to*\nrevision {target}: {bk.escape(match.chart)} "
+                f"(Milvus {bk.escape(_milvus_of(back_values, match.app_version))})",
             ]
-        )
+        ),
+        *review.diff_blocks(diff, f"revision {current.revision}", diff_name),
+        bk.context(f"Values sha256 of revision {target} `{values_hash}`: the first lines of "
+                   f"`{bk.escape(diff_name)}` carry the same hash."),
     ]
     if env.needs_approval:
         request = Approvals(ctx.runtime).request(
-            ctx, kind="rollback", env=env.name, title=title, summary_blocks=summary, payload=payload
+            ctx, kind="rollback", env=env.name, title=title, summary_blocks=summary, payload=payload,
+            files=[review.diff_attachment(diff, filename=diff_name, title=title, values_hash=values_hash)],
         )
         text = f"Approval requested: {title} (request `{request.id}`)."
         return Reply(text=text, blocks=[bk.section(f":hourglass_flowing_sand: {text}"), *summary],

@@ -559,6 +559,24 @@ def test_rollback_in_staging_needs_approval(bot: Bot, fake_helm: FakeHelm, fake_
     assert fake_helm.calls("rollback")[0].positional == ["rollback", "milvus", "1"]
 
 
+def test_a_rollback_request_shows_the_values_it_brings_back(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging", revisions=3)
+    # Revision 1 exposed the proxy on a load balancer; going back to it brings that back.
+    releases = fake_helm.releases()
+    first = releases["milvus-staging/milvus"]["revisions"][0]
+    first["values"] = {**first["values"], "proxy": {"service": {"type": "LoadBalancer"}}}
+    (fake_helm.state_dir / "releases.json").write_text(json.dumps(releases))
+    asked = bot.run("/milvus rollback staging 1")
+    assert asked.exit_code == 0, asked.reply.text
+    [post] = bot.messenger.posts
+    texts = _texts(bot.messenger.current[post["ref"]].blocks)
+    security = next(t for t in texts if "Security-relevant" in t)
+    assert 'proxy.service.type: "LoadBalancer"' in security
+    [upload] = bot.messenger.files_posted
+    assert upload["thread_ref"] == f"approval:{request_id_of(asked)}"
+    assert '! + proxy.service.type: "LoadBalancer"' in upload["files"][0].content.decode()
+
+
 def test_release_summary_for_status(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
     seed(fake_helm, fake_kube, "milvus-dev")
     fake_kube.set_pod("milvus-dev", "milvus-querynode-1", {**MILVUS_LABELS, "component": "querynode"}, ready=False,
