@@ -8,7 +8,7 @@ from bot.args import positional
 from bot.context import Context
 from bot.registry import command
 from bot.reply import Reply
-from commands.reports.engine import report_on_demand
+from commands.reports.commands import report_on_demand
 
 
 class HealthArgs(BaseModel):
@@ -27,5 +27,4 @@ def health_command(ctx: Context, args: HealthArgs) -> Reply:
     env = ctx.require_env()
     ctx.services.prometheus(env)  # none configured: say so now, not after "querying Prometheus"
     ctx.progress(f"querying Prometheus for {env.name}")
-    reply: Reply = report_on_demand(ctx, "health", charts=not args.no_chart)
-    return reply
+    return report_on_demand(ctx, "health", charts=not args.no_chart)

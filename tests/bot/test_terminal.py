@@ -95,7 +95,7 @@ def every_command_line(registry) -> list[str]:
     lines = []
     for name, spec in sorted(registry.commands.items()):
         lines += [f"/milvus {name}", f"/milvus help {name}"]
-        lines += [re.sub(r"\b(prod|staging)\b", "local", example) for example in spec.examples]
+        lines += [re.sub(r"\{env\}|\b(prod|staging)\b", "local", example) for example in spec.examples]
     return lines
 
 
