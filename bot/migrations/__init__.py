@@ -95,7 +95,8 @@ def _adopt_legacy(conn: Connection) -> str | None:
 
 @contextmanager
 def _locked(engine: Engine) -> Iterator[Connection]:
-    if engine.dialect.name == "sqlite":
+    # An in-memory SQLite database exists only on its own connection: upgrade that one as it is.
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         # pysqlite starts transactions lazily and not for DDL; a separate engine whose BEGIN takes
         # the write lock at once makes the whole upgrade one transaction that one process runs.
         locked = create_engine(engine.url, connect_args={"timeout": 60, "isolation_level": None})
