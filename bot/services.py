@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from integrations.alertmanager import AlertmanagerClient
     from integrations.helm import Helm
     from integrations.kubernetes import KubeCluster
-    from integrations.milvus import MilvusAdmin
+    from integrations.milvus import MilvusAdmin, MilvusData
     from integrations.milvus_backup import MilvusBackupClient
     from integrations.prometheus import Prometheus
     from integrations.s3 import ObjectStore
@@ -115,6 +115,12 @@ class Services:
         from integrations.milvus import MilvusAdmin
 
         return MilvusAdmin(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
+
+    def milvus_data(self, env: Environment) -> MilvusData:
+        """The data plane (iterate, insert, create, rename, drop) on the environment's shared client."""
+        from integrations.milvus import MilvusData
+
+        return MilvusData(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
 
     # -- Kubernetes and helm ----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import pytest
 from bot.access import Identity
 from bot.dispatch import Dispatcher, Outcome
 from commands.approvals.workflow import Approvals
-from tests.bot.backup_helpers import (
+from tests.commands.backup.helpers import (
     BUCKET,
     all_rows,
     assert_same_rows,
