@@ -117,29 +117,15 @@ def test_a_backup_killed_midway_does_not_block_the_next_and_its_objects_go(
     assert [b.id for b in list_backups(runtime, env).usable] == [fresh]
 
 
-def test_serve_recovers_a_killed_backup_when_it_starts(tmp_path: Path, milvus_lite_uri: str, moto_s3: Any,
-                                                       bucket: Any, bot_server: Any) -> None:
-    config, config_path = _config(tmp_path, milvus_lite_uri, moto_s3.url)
-    client = MilvusClient(uri=milvus_lite_uri)
-    create_rich_collection(client, "docs", rows=40_000, dim=64)
-    _kill_midway(tmp_path, config_path, "/milvus backup create dev", lambda: len(_parquet(bucket)) >= 2)
-    killed = _parquet(bucket)[0].split("/")[2]
-
-    bot_server(config_path.read_text(), data_dir=tmp_path)
-    runtime, _ = make_runtime(tmp_path, config)  # the same state database, read from the test
-    wait_for(lambda: (found := db_get(runtime, killed)) is not None and found.state == "failed", timeout=60,
-             message="serve did not mark the killed backup failed when it started")
-    assert s3_objects(bucket) == []
-
-
-def test_a_restore_killed_midway_leaves_no_restoring_collection(tmp_path: Path, milvus_lite_uri: str,
-                                                                moto_s3: Any, bucket: Any, bot_server: Any) -> None:
+def test_serve_recovers_a_killed_backup_and_a_killed_restore_when_it_starts(
+        tmp_path: Path, milvus_lite_uri: str, moto_s3: Any, bucket: Any, bot_server: Any) -> None:
     config, config_path = _config(tmp_path, milvus_lite_uri, moto_s3.url)
     client = MilvusClient(uri=milvus_lite_uri)
     create_rich_collection(client, "docs", rows=40_000, dim=64)
     runtime, _ = make_runtime(tmp_path, config)
     record = create_backup(runtime, runtime.config.environments["dev"])
     runtime.services.close_all()
+    done = set(_parquet(bucket))
 
     def restoring() -> list[str]:
         return [c for c in client.list_collections() if "__restoring_" in c]
@@ -147,8 +133,15 @@ def test_a_restore_killed_midway_leaves_no_restoring_collection(tmp_path: Path, 
     _kill_midway(tmp_path, config_path, f"/milvus restore {record.id} --to dev --suffix _r",
                  lambda: bool(restoring()) and client.get_collection_stats(restoring()[0])["row_count"] > 0)
     assert restoring(), "the restore finished before it was killed"
+    _kill_midway(tmp_path, config_path, "/milvus backup create dev",
+                 lambda: len(set(_parquet(bucket)) - done) >= 2)
+    partial = set(_parquet(bucket)) - done
+    killed = next(iter(partial)).split("/")[2]
 
     bot_server(config_path.read_text(), data_dir=tmp_path)
     wait_for(lambda: not restoring(), timeout=60,
              message=lambda: f"serve left {restoring()} behind after it started")
     assert sorted(client.list_collections()) == ["docs"]
+    wait_for(lambda: (found := db_get(runtime, killed)) is not None and found.state == "failed", timeout=60,
+             message="serve did not mark the killed backup failed when it started")
+    assert set(_parquet(bucket)) == done  # the killed backup's objects are gone, the good one's stay
