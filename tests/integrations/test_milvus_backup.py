@@ -81,15 +81,15 @@ class FakeMilvusBackup:
             self.backups[name] = job
             return {"code": 0, "msg": "success", "data": {k: v for k, v in job.items() if not k.startswith("_")}}
         if path == "/api/v1/get_backup":
-            job = self.get(query.get("backup_name", ""))
+            job = self.backups.get(query.get("backup_name", ""))
             if job is None:
                 return {"code": 404, "msg": "backup does not exist"}
             self._advance(f"backup:{job['name']}", job)
             return {"code": 0, "msg": "success", "data": {k: v for k, v in job.items() if not k.startswith("_")}}
         if path == "/api/v1/list":
-            return {"code": 0, "msg": "success", "data": list(self.values())}
+            return {"code": 0, "msg": "success", "data": list(self.backups.values())}
         if path == "/api/v1/delete":
-            if self.pop(query.get("backup_name", ""), None) is None:
+            if self.backups.pop(query.get("backup_name", ""), None) is None:
                 return {"code": 404, "msg": "backup does not exist"}
             return {"code": 0, "msg": "success"}
         if path == "/api/v1/restore":
