@@ -68,7 +68,7 @@ def call(where: str, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any)
         return fn(*args, **kwargs)
     except MilvusException as exc:
         text = str(exc.message)
-        if "not found" in text.lower() or "can't find" in text.lower():
+        if any(phrase in text.lower() for phrase in ("not found", "can't find", "does not exist")):
             raise NotFound(f"Milvus at {where} says: {text}") from exc
         raise IntegrationError(f"Milvus at {where} failed to {what}: {text}", system="milvus") from exc
     except Exception as exc:  # grpc and connection errors surface as plain exceptions
