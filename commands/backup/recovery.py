@@ -51,9 +51,10 @@ def reclaim_dead_backups(runtime: Runtime, env: Environment) -> list[str]:
     """Mark backups of ``env`` whose writer is gone as failed and remove their objects."""
     reclaimed = []
     for record in db_rows(runtime, env.name):
-        if record.state != "running" or not is_stale(runtime, record.id):
+        # milvus-backup runs its backups itself: a dead bot does not stop them, and its listing tells.
+        if record.state != "running" or record.engine != "logical" or not is_stale(runtime, record.id):
             continue
-        if record.engine == "logical" and env_of_backup_id(record.id) == env.name:
+        if env_of_backup_id(record.id) == env.name:
             store = runtime.services.object_store(env)
             keys = [o.key for o in store.list(f"{backup_dir(env.name, record.id)}/")]
             manifest = f"{backup_dir(env.name, record.id)}/{MANIFEST}"
