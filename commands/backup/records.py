@@ -313,15 +313,20 @@ def _holder_gone(owner: str) -> bool:
     return bool(started) and started != "?" and _start_ticks(pid) not in (started, "?")
 
 
-def writer_alive(runtime: Runtime, lease: str) -> bool:
+def lease_state(runtime: Runtime, lease: str) -> bool | None:
     """Whether the process that took ``lease`` still runs: its lease is current and, when it ran on this
-    host, the process is still there (so a ``kill -9`` is noticed at once, not when the lease expires)."""
+    host, the process is still there (so a ``kill -9`` is noticed at once, not when the lease expires).
+    None when no lease was ever taken under that name (or it was released)."""
     t = schema.locks
     with runtime.store.begin() as conn:
         row = conn.execute(select(t.c.owner, t.c.expires_at).where(t.c.name == lease)).first()
-    if row is None or as_utc(row.expires_at) < utcnow():
-        return False
-    return not _holder_gone(row.owner)
+    if row is None:
+        return None
+    return as_utc(row.expires_at) >= utcnow() and not _holder_gone(row.owner)
+
+
+def writer_alive(runtime: Runtime, lease: str) -> bool:
+    return bool(lease_state(runtime, lease))
 
 
 def heartbeat_older_than(runtime: Runtime, backup_id: str, age: dt.timedelta) -> bool:
@@ -337,8 +342,12 @@ def backup_lease(backup_id: str) -> str:
 
 def is_stale(runtime: Runtime, backup_id: str, stale_after: dt.timedelta = STALE_AFTER) -> bool:
     """A running backup whose writer is gone, or (as a backstop) has not beaten for ``stale_after``."""
-    return not writer_alive(runtime, backup_lease(backup_id)) or heartbeat_older_than(runtime, backup_id,
-                                                                                          stale_after)
+    alive = lease_state(runtime, backup_lease(backup_id))
+    if alive is None:
+        # No lease: a writer that only beats the row (a bot from before leases, mid-upgrade) or one that
+        # died before taking it. The heartbeat decides, with the lease's own grace.
+        alive = not heartbeat_older_than(runtime, backup_id, LEASE_TTL)
+    return not alive or heartbeat_older_than(runtime, backup_id, stale_after)
 
 
 @contextlib.contextmanager

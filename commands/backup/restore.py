@@ -148,9 +148,10 @@ def restore_backup(
     temps: list[str] = []
     results: list[CollectionResult] = []
     meter = Meter(progress, sum(c.rows for c, _ in plan), verb="restored rows")
-    note_restore(runtime, token, target_env.name, planned)
-    try:
-        with keepalive(runtime, restore_lease(token), f"restore of {backup_id} into {target_env.name}"):
+    # The lease first, then the note: a note without a live lease is what recovery drops.
+    with keepalive(runtime, restore_lease(token), f"restore of {backup_id} into {target_env.name}"):
+        note_restore(runtime, token, target_env.name, planned)
+        try:
             for (entry, target), temp in zip(plan, planned, strict=True):
                 t0 = time.perf_counter()
                 _create_collection(milvus, entry, temp)
@@ -185,16 +186,16 @@ def restore_backup(
                 milvus.rename(temp, target)
                 temps.remove(temp)
                 milvus.load(target)
-    finally:
-        left = []
-        for temp in temps:
-            try:
-                milvus.drop(temp)
-            except Exception:  # cleanup is best effort; the original error matters more
-                log.exception("could not drop temporary collection %s", temp)
-                left.append(temp)
-        if not left:  # else the note stays, and recovery drops them later
-            forget_restore(runtime, token)
+        finally:
+            left = []
+            for temp in temps:
+                try:
+                    milvus.drop(temp)
+                except Exception:  # cleanup is best effort; the original error matters more
+                    log.exception("could not drop temporary collection %s", temp)
+                    left.append(temp)
+            if not left:  # else the note stays, and recovery drops them later
+                forget_restore(runtime, token)
     progress(meter.line())
     return RestoreReport(backup_id, target_env.name, results, time.perf_counter() - started, meter.bytes)
 
