@@ -139,7 +139,6 @@ def restore_backup(
     _, plan, existing = _prepare_restore(store, milvus, source_env, backup_id, target_env, collections,
                                          suffix, drop_existing)
     base = backup_dir(source_env.name, backup_id)
-    progress(f"checking the {sum(len(c.objects) for c, _ in plan)} object(s) of backup {backup_id}")
     _preflight(store, base, plan)
 
     started = time.perf_counter()
