@@ -25,7 +25,7 @@ from sqlalchemy import delete, insert, select, update
 from bot import blocks as bk
 from bot import schema
 from bot.config import BackupTarget, Environment
-from bot.errors import UsageError, UserError
+from bot.errors import Conflict, UsageError, UserError
 from bot.state import as_utc, utcnow
 
 if TYPE_CHECKING:
@@ -108,6 +108,17 @@ def backup_target(env: Environment) -> BackupTarget:
 
 def ops_channel(runtime: Runtime, env: Environment) -> str | None:
     return runtime.config.channels_for(env).ops
+
+
+def clashes(names: list[str], env: str) -> Conflict:
+    """A restore would overwrite ``names``: refused unless the user says how."""
+    listed = ", ".join(f"`{bk.escape(c)}`" for c in names)
+    one = len(names) == 1
+    return Conflict(
+        f"{listed} already {'exists' if one else 'exist'} in `{env}`; nothing was restored.",
+        hint=f"Add `--suffix _restored` to restore next to {'it' if one else 'them'}, "
+        f"or `--drop-existing` to replace {'it' if one else 'them'}.",
+    )
 
 
 def short(exc: BaseException) -> str:

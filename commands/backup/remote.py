@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import blocks as bk
 from bot.config import Environment
-from bot.errors import Conflict, NotFound, UserError
+from bot.errors import NotFound, UserError
 from bot.state import utcnow
 from commands.backup.progress import Progress
 from commands.backup.records import (
@@ -26,6 +26,9 @@ from commands.backup.records import (
     db_update,
     keepalive,
     short,
+)
+from commands.backup.records import (
+    clashes as clashes_error,
 )
 
 if TYPE_CHECKING:
@@ -131,11 +134,7 @@ def remote_restore(runtime: Runtime, source_env: Environment, backup_id: str, ta
     existing = set(milvus.collections())
     clashes = [c + suffix for c in chosen if c + suffix in existing]
     if clashes and not drop_existing:
-        raise Conflict(
-            f"{', '.join(f'`{bk.escape(c)}`' for c in clashes)} already exist(s) in `{target_env.name}`; "
-            "nothing was restored.",
-            hint="Add `--suffix _restored` to restore next to it, or `--drop-existing` to replace it.",
-        )
+        raise clashes_error(clashes, target_env.name)
     started = time.perf_counter()
     task = client.restore(backup_id, collections=chosen, suffix=suffix, drop_existing=drop_existing)
     client.wait_restore(task.id, timeout_s=REMOTE_TIMEOUT_S,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import blocks as bk
 from bot.config import Environment
-from bot.errors import Conflict, IntegrationError, NotFound
+from bot.errors import IntegrationError, NotFound
 from commands.backup.format import (
     CollectionEntry,
     Column,
@@ -43,6 +43,9 @@ from commands.backup.records import (
     backup_target,
     check_belongs,
     keepalive,
+)
+from commands.backup.records import (
+    clashes as clashes_error,
 )
 from commands.backup.recovery import forget_restore, note_restore, reclaim_dead_restores, restore_lease
 from commands.backup.remote import remote_check_restore, remote_restore, remote_verify
@@ -208,11 +211,7 @@ def _prepare_restore(
     existing = set(milvus.collections())
     clashes = [target for _, target in plan if target in existing]
     if clashes and not drop_existing:
-        raise Conflict(
-            f"{', '.join(f'`{bk.escape(c)}`' for c in clashes)} already exist(s) in `{target_env.name}`; "
-            "nothing was restored.",
-            hint="Add `--suffix _restored` to restore next to it, or `--drop-existing` to replace it.",
-        )
+        raise clashes_error(clashes, target_env.name)
     return manifest, plan, existing
 
 
