@@ -212,15 +212,18 @@ def build_schema(spec: dict[str, Any]) -> Any:
 class MilvusData:
     """The data plane of one Milvus, for backups and restores; takes an open MilvusClient.
 
-    Metadata calls are bounded by ``timeout_s``; calls whose duration grows with the data (load, flush,
-    index builds, insert batches, iterator pages) by ``work_timeout_s``.
+    Metadata calls are bounded by ``timeout_s``; one batch of rows (an insert, an iterator page, a
+    query or count) by ``batch_timeout_s``; work on a whole collection (load, flush, index build,
+    create, drop), which grows with its size, by ``build_timeout_s``.
     """
 
-    def __init__(self, client: Any, *, uri: str, timeout_s: float = 10.0, work_timeout_s: float = 900.0) -> None:
+    def __init__(self, client: Any, *, uri: str, timeout_s: float = 10.0, batch_timeout_s: float = 300.0,
+                 build_timeout_s: float = 3600.0) -> None:
         self.client = client
         self.uri = uri
         self.timeout_s = timeout_s
-        self.work_timeout_s = max(work_timeout_s, timeout_s)
+        self.batch_timeout_s = max(batch_timeout_s, timeout_s)
+        self.build_timeout_s = max(build_timeout_s, self.batch_timeout_s)
 
     # -- reading what is there ---------------------------------------------------------------------
 
@@ -286,19 +289,19 @@ class MilvusData:
     def count(self, name: str, partition: str | None = None) -> int:
         kwargs: dict[str, Any] = {"partition_names": [partition]} if partition else {}
         result = call(self.uri, f"count rows of {name}", self.client.query, name, filter="",
-                      output_fields=["count(*)"], timeout=self.work_timeout_s, **kwargs)
+                      output_fields=["count(*)"], timeout=self.batch_timeout_s, **kwargs)
         return int(result[0]["count(*)"]) if result else 0
 
     def query(self, name: str, expr: str, output_fields: list[str]) -> list[dict[str, Any]]:
         return list(call(self.uri, f"read rows of {name}", self.client.query, name, filter=expr,
-                         output_fields=output_fields, timeout=self.work_timeout_s))
+                         output_fields=output_fields, timeout=self.batch_timeout_s))
 
     def iterate(self, name: str, *, batch_size: int, output_fields: list[str],
                 partition: str | None = None) -> Iterator[list[dict[str, Any]]]:
         """Every row of a collection (or one partition), a batch at a time."""
         kwargs: dict[str, Any] = {"partition_names": [partition]} if partition else {}
         iterator = call(self.uri, f"read {name}", self.client.query_iterator, name, batch_size=batch_size,
-                        filter="", output_fields=output_fields, timeout=self.work_timeout_s, **kwargs)
+                        filter="", output_fields=output_fields, timeout=self.batch_timeout_s, **kwargs)
         try:
             while True:
                 rows = call(self.uri, f"read {name}", iterator.next)
@@ -311,10 +314,10 @@ class MilvusData:
     # -- changing it ----------------------------------------------------------------------------------
 
     def load(self, name: str) -> None:
-        call(self.uri, f"load {name}", self.client.load_collection, name, timeout=self.work_timeout_s)
+        call(self.uri, f"load {name}", self.client.load_collection, name, timeout=self.build_timeout_s)
 
     def flush(self, name: str) -> None:
-        call(self.uri, f"flush {name}", self.client.flush, name, timeout=self.work_timeout_s)
+        call(self.uri, f"flush {name}", self.client.flush, name, timeout=self.build_timeout_s)
 
     def create_collection(self, name: str, spec: dict[str, Any], *, num_partitions: int | None = None) -> None:
         """Create ``name`` with the schema ``spec`` (as ``schema`` returns it), shards and consistency kept."""
@@ -324,7 +327,7 @@ class MilvusData:
         if num_partitions:
             kwargs["num_partitions"] = num_partitions
         call(self.uri, f"create {name}", self.client.create_collection, name, schema=build_schema(spec),
-             timeout=self.work_timeout_s, **kwargs)
+             timeout=self.build_timeout_s, **kwargs)
 
     def create_partition(self, name: str, partition: str) -> None:
         call(self.uri, f"create partition {partition} of {name}", self.client.create_partition, name, partition,
@@ -344,14 +347,14 @@ class MilvusData:
                 kwargs["params"] = extra
             params.add_index(index["field_name"], **kwargs)
         call(self.uri, f"create indexes on {name}", self.client.create_index, name, params,
-             timeout=self.work_timeout_s)
+             timeout=self.build_timeout_s)
 
     def insert(self, name: str, rows: list[dict[str, Any]], partition: str = "") -> None:
         call(self.uri, f"insert into {name}", self.client.insert, name, rows, partition_name=partition,
-             timeout=self.work_timeout_s)
+             timeout=self.batch_timeout_s)
 
     def rename(self, old: str, new: str) -> None:
         call(self.uri, f"rename {old} to {new}", self.client.rename_collection, old, new, timeout=self.timeout_s)
 
     def drop(self, name: str) -> None:
-        call(self.uri, f"drop {name}", self.client.drop_collection, name, timeout=self.work_timeout_s)
+        call(self.uri, f"drop {name}", self.client.drop_collection, name, timeout=self.build_timeout_s)

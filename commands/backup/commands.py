@@ -212,13 +212,13 @@ def verify(ctx: Context, args: BackupRefArgs) -> Reply:
     if not report.ok:
         raise CorruptBackup(
             f"Backup {report.backup_id} is damaged: {len(report.problems)} object(s) do not match the manifest: "
-            + "; ".join(report.problems[:10]),
+            + bk.escape("; ".join(report.problems[:10])),
             hint="Restores from it are refused. Take a new backup, or restore from an older one.",
         )
     how = "state reported by milvus-backup" if report.engine == "milvus-backup" else (
         f"{report.objects} object(s), {format_bytes(report.bytes)} re-read, sizes and SHA-256 match"
     )
-    text = f"Backup {report.backup_id} is intact: {how} ({report.seconds:,.1f} s)."
+    text = f"Backup {report.backup_id} is intact: {how} ({took(report.seconds)})."
     return Reply(text=text, blocks=[bk.section(f":white_check_mark: {bk.escape(text)}")], data=data)
 
 

@@ -55,13 +55,13 @@ def new_backup_id(env: str, now: dt.datetime | None = None) -> str:
 
 
 def env_of_backup_id(backup_id: str) -> str | None:
-    match = LOGICAL_ID.match(backup_id)
+    match = LOGICAL_ID.fullmatch(backup_id)
     return match.group("env") if match else None
 
 
 def check_backup_id(backup_id: str) -> str:
     """Refuse anything that is not an id the bot (or milvus-backup) could have made: ids become paths."""
-    if LOGICAL_ID.match(backup_id) or REMOTE_ID.match(backup_id):
+    if LOGICAL_ID.fullmatch(backup_id) or REMOTE_ID.fullmatch(backup_id):
         return backup_id
     raise UsageError(
         f"{bk.code(backup_id[:120])} is not a backup id.",
@@ -74,7 +74,7 @@ def check_belongs(env: Environment, backup_id: str) -> str:
     on ``env`` reads or deletes anything outside ``env``'s own prefix."""
     check_backup_id(backup_id)
     if backup_target(env).engine == "milvus-backup":
-        if not REMOTE_ID.match(backup_id):
+        if not REMOTE_ID.fullmatch(backup_id):
             raise UsageError(f"{bk.code(backup_id)} is not a milvus-backup backup name.",
                              hint=f"`/milvus backup list {env.name}` shows them.")
         return backup_id
@@ -90,7 +90,7 @@ def check_belongs(env: Environment, backup_id: str) -> str:
 
 def backup_dir(env: str, backup_id: str) -> str:
     """Where a logical backup's objects live, under its environment's own prefix."""
-    match = LOGICAL_ID.match(backup_id)
+    match = LOGICAL_ID.fullmatch(backup_id)
     if not match or match.group("env") != env:
         raise UsageError(f"{bk.code(backup_id)} is not a backup of `{env}`.",
                          hint=f"`/milvus backup list {env}` shows them.")
