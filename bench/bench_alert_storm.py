@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.bot.alerting_helpers import alert, notification  # noqa: E402
+from tests.commands.alerts.helpers import alert, notification  # noqa: E402
 from tests.support.bot_server import BotServer  # noqa: E402
 from tests.support.fake_slack import FakeSlack  # noqa: E402
 
@@ -216,8 +216,8 @@ def main() -> int:
 def in_process(args: argparse.Namespace) -> int:
     import gc
 
-    from commands.alerts.engine import AlertWorker
-    from tests.bot.alerting_helpers import deliver, make_runtime
+    from commands.alerts.worker import AlertWorker
+    from tests.commands.alerts.helpers import deliver, make_runtime
 
     storm = build_storm(args.groups, args.alerts_per_group)
     bodies = [json.dumps(n).encode() for _, n in storm]

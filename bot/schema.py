@@ -166,7 +166,7 @@ approval_votes = Table(
 )
 
 
-# Alertmanager webhook deliveries (bot/alerting.py), stored before the webhook is answered; the
+# Alertmanager webhook deliveries (commands/alerts/), stored before the webhook is answered; the
 # dedupe key makes a re-delivered notification a no-op. The worker turns pending rows into messages.
 alert_notifications = Table(
     "alert_notifications",

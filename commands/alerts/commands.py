@@ -1,8 +1,8 @@
 """/milvus alerts | ack | silence | unsilence, and the Acknowledge / Silence / Unsilence buttons.
 
-The work lives in bot/alerting.py; here are the argument models, the role checks in the group's own
-environment (a group id from one environment must not be silenced by someone who only operates
-another), and the replies.
+The work lives in the sibling modules (groups, silences, render); here are the argument models, the
+role checks in the group's own environment (a group id from one environment must not be silenced by
+someone who only operates another), and the replies.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from bot.registry import action, command
 from bot.reply import Reply
 from bot.state import utcnow
 from bot.units import format_duration
-from commands.alerts import engine as alerting
+from commands.alerts import groups as alert_groups
+from commands.alerts import silences
+from commands.alerts.render import SEVERITY_ICON, SILENCE_CHOICES, slack_time
 
 
 class AlertsArgs(BaseModel):
@@ -39,11 +41,11 @@ class SilenceArgs(BaseModel):
     reason: list[str] = positional([], description="why, for the Alertmanager comment")
 
 
-def _require_operator(ctx: Context, group: alerting.AlertGroup, what: str) -> None:
+def _require_operator(ctx: Context, group: alert_groups.AlertGroup, what: str) -> None:
     ctx.runtime.policy.require(ctx.user, Role.operator, group.environment, what)
 
 
-def _group_data(group: alerting.AlertGroup) -> dict[str, Any]:
+def _group_data(group: alert_groups.AlertGroup) -> dict[str, Any]:
     now = utcnow()
     active = group.active_silences(now)
     timed = [s for s in active if s.get("kind") == "timed"]
@@ -77,7 +79,7 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
     if args.env:
         ctx.runtime.environment(args.env)
         ctx.runtime.policy.require(ctx.user, Role.viewer, args.env, "alerts")
-    groups = alerting.list_groups(ctx.runtime, environment=args.env, include_resolved=args.resolved)
+    groups = alert_groups.list_groups(ctx.runtime, environment=args.env, include_resolved=args.resolved)
     policy = ctx.runtime.policy
     visible = [g for g in groups if policy.role_in(ctx.user, g.environment) is not None][: args.limit]
     where = f" in `{bk.escape(args.env)}`" if args.env else ""
@@ -87,7 +89,7 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
     now = utcnow()
     lines = []
     for g in visible:
-        icon = alerting.SEVERITY_ICON.get(g.severity, ":large_blue_circle:")
+        icon = SEVERITY_ICON.get(g.severity, ":large_blue_circle:")
         if g.status == "resolved":
             icon = ":large_green_circle:"
         bits = [f"{icon} *{bk.escape(g.name)}* `{g.short_id}`", bk.escape(g.environment or "no environment")]
@@ -102,8 +104,8 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
             bits.append(f":eyes: acked by <@{bk.escape(g.acked_by)}>")
         timed = [s for s in g.active_silences(now) if s.get("kind") == "timed"]
         if timed:
-            until = max(alerting.parse_time(s["until"]) or now for s in timed)
-            bits.append(f":no_bell: silenced until {alerting.slack_time(until)}")
+            until = max(alert_groups.parse_time(s["until"]) or now for s in timed)
+            bits.append(f":no_bell: silenced until {slack_time(until)}")
         lines.append(" · ".join(bits))
     blocks = [bk.header(f"Alerts{' in ' + args.env if args.env else ''}: {len(visible)} group(s)")]
     for start in range(0, len(lines), 10):
@@ -122,9 +124,9 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
     examples=("/milvus ack a1b2c3d4", "/milvus ack MilvusQueryNodeMemoryHigh"),
 )
 def ack(ctx: Context, args: TargetArgs) -> Reply:
-    group = alerting.find_group(ctx.runtime, args.target)
+    group = alert_groups.find_group(ctx.runtime, args.target)
     _require_operator(ctx, group, "ack")
-    group = alerting.acknowledge(ctx.runtime, group.id, ctx.user.user_id)
+    group = silences.acknowledge(ctx.runtime, group.id, ctx.user.user_id)
     return _done(group, f":eyes: Acknowledged *{bk.escape(group.name)}* `{group.short_id}`: "
                         f"{len(group.firing())} alert(s) silenced in Alertmanager until they resolve.")
 
@@ -137,10 +139,10 @@ def ack(ctx: Context, args: TargetArgs) -> Reply:
     examples=("/milvus silence a1b2c3d4 4h planned maintenance",),
 )
 def silence(ctx: Context, args: SilenceArgs) -> Reply:
-    duration = alerting.parse_silence_duration(args.duration)
-    group = alerting.find_group(ctx.runtime, args.target)
+    duration = silences.parse_silence_duration(args.duration)
+    group = alert_groups.find_group(ctx.runtime, args.target)
     _require_operator(ctx, group, "silence")
-    group = alerting.silence(ctx.runtime, group.id, ctx.user.user_id, duration, " ".join(args.reason))
+    group = silences.silence(ctx.runtime, group.id, ctx.user.user_id, duration, " ".join(args.reason))
     return _done(group, f":no_bell: Silenced *{bk.escape(group.name)}* `{group.short_id}` "
                         f"for {format_duration(duration)}.")
 
@@ -153,24 +155,24 @@ def silence(ctx: Context, args: SilenceArgs) -> Reply:
     examples=("/milvus unsilence a1b2c3d4",),
 )
 def unsilence(ctx: Context, args: TargetArgs) -> Reply:
-    group = alerting.find_group(ctx.runtime, args.target)
+    group = alert_groups.find_group(ctx.runtime, args.target)
     _require_operator(ctx, group, "unsilence")
-    group, count = alerting.unsilence(ctx.runtime, group.id, ctx.user.user_id)
+    group, count = silences.unsilence(ctx.runtime, group.id, ctx.user.user_id)
     return _done(group, f":bell: Unsilenced *{bk.escape(group.name)}* `{group.short_id}`: {count} silence(s) expired.")
 
 
-def _done(group: alerting.AlertGroup, text: str) -> Reply:
+def _done(group: alert_groups.AlertGroup, text: str) -> Reply:
     return Reply(text=text, blocks=[bk.section(text)], data={"group": _group_data(group)})
 
 
 # -- buttons on the alert message ---------------------------------------------------------------
 
 
-def _button_group(ctx: Context, payload: dict[str, Any], what: str) -> tuple[alerting.AlertGroup, int | None]:
+def _button_group(ctx: Context, payload: dict[str, Any], what: str) -> tuple[alert_groups.AlertGroup, int | None]:
     group_id = payload.get("group")
     if not isinstance(group_id, str):
         raise UsageError("This button carries no alert group; use `/milvus alerts`.")
-    group = alerting.load_group(ctx.runtime, group_id)
+    group = alert_groups.load_group(ctx.runtime, group_id)
     if group is None:
         raise UsageError("This alert group is not known to the bot any more.")
     _require_operator(ctx, group, what)
@@ -181,7 +183,7 @@ def _button_group(ctx: Context, payload: dict[str, Any], what: str) -> tuple[ale
 @action("alert_ack", role=Role.operator)
 def on_ack(ctx: Context, payload: dict[str, Any]) -> Reply:
     group, episode = _button_group(ctx, payload, "ack")
-    group = alerting.acknowledge(ctx.runtime, group.id, ctx.user.user_id, episode=episode)
+    group = silences.acknowledge(ctx.runtime, group.id, ctx.user.user_id, episode=episode)
     return _done(
         group, f":eyes: You acknowledged *{bk.escape(group.name)}*; its alerts are silenced until they resolve."
     )
@@ -190,16 +192,16 @@ def on_ack(ctx: Context, payload: dict[str, Any]) -> Reply:
 @action("alert_silence", role=Role.operator)
 def on_silence(ctx: Context, payload: dict[str, Any]) -> Reply:
     choice = payload.get("duration")
-    if choice not in alerting.SILENCE_CHOICES:
+    if choice not in SILENCE_CHOICES:
         raise UsageError(f"Unknown silence length {bk.escape(choice)}; use `/milvus silence <group> <duration>`.")
     group, episode = _button_group(ctx, payload, "silence")
-    duration = alerting.parse_silence_duration(str(choice))
-    group = alerting.silence(ctx.runtime, group.id, ctx.user.user_id, duration, episode=episode)
+    duration = silences.parse_silence_duration(str(choice))
+    group = silences.silence(ctx.runtime, group.id, ctx.user.user_id, duration, episode=episode)
     return _done(group, f":no_bell: You silenced *{bk.escape(group.name)}* for {choice}.")
 
 
 @action("alert_unsilence", role=Role.operator)
 def on_unsilence(ctx: Context, payload: dict[str, Any]) -> Reply:
     group, _ = _button_group(ctx, payload, "unsilence")
-    group, count = alerting.unsilence(ctx.runtime, group.id, ctx.user.user_id)
+    group, count = silences.unsilence(ctx.runtime, group.id, ctx.user.user_id)
     return _done(group, f":bell: You unsilenced *{bk.escape(group.name)}*: {count} silence(s) expired.")

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import schema
-from commands.alerts.engine import AlertWorker, channel_for, resolve_environment
-from tests.bot.alerting_helpers import (
+from commands.alerts.groups import channel_for, resolve_environment
+from commands.alerts.worker import AlertWorker
+from tests.commands.alerts.helpers import (
     TOKEN,
     alert,
     deliver,
@@ -61,7 +62,7 @@ def refs_in(fake_slack, channel=None) -> list[str]:
 )
 def test_wrong_or_missing_token_is_refused_and_nothing_is_stored(tmp_path, fake_slack, headers, status, reason):
     runtime, _ = make_runtime(tmp_path / "d", fake_slack.api_url)
-    from commands.alerts.engine import AlertIntake
+    from commands.alerts.intake import AlertIntake
 
     code, body = AlertIntake(runtime).handle(headers, json.dumps(notification([alert()])).encode())
     assert code == status and body["error"].startswith(reason)

@@ -121,7 +121,7 @@ def notification(alerts: list[dict[str, Any]], *, group_by: tuple[str, ...] = ("
 
 
 def deliver(runtime: Runtime, payload: Any, token: str | None = TOKEN) -> tuple[int, dict[str, Any]]:
-    from commands.alerts.engine import AlertIntake
+    from commands.alerts.intake import AlertIntake
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

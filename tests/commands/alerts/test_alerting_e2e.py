@@ -8,12 +8,12 @@ import json
 import time
 from pathlib import Path
 
-from tests.bot.alerting_helpers import OPERATOR, alert, alertmanager_yaml, am_state, notification
+from tests.commands.alerts.helpers import OPERATOR, alert, alertmanager_yaml, am_state, notification
 from tests.support.bot_server import WEBHOOK_TOKEN
 from tests.support.servers import free_port, start_alertmanager, start_prometheus
 from tests.support.wait import wait_for
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
+RULES = Path(__file__).resolve().parents[3] / "rules"
 
 
 def bot_config(alertmanager_url: str) -> str:

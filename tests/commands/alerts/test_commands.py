@@ -17,8 +17,9 @@ import pytest
 
 from bot.access import Identity
 from bot.dispatch import Dispatcher
-from commands.alerts.engine import AlertIntake, AlertWorker
-from tests.bot.alerting_helpers import (
+from commands.alerts.intake import AlertIntake
+from commands.alerts.worker import AlertWorker
+from tests.commands.alerts.helpers import (
     OPERATOR,
     PROD_ONLY,
     VIEWER,
