@@ -92,6 +92,7 @@ class ConsoleMessenger:
         ref: str | None = None,
         thread_ref: str | None = None,
         dedupe_key: str | None = None,
+        priority: int = 0,
     ) -> str:
         if dedupe_key and dedupe_key in self._seen_dedupe:
             return ref or dedupe_key

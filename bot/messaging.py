@@ -15,9 +15,10 @@ from bot.reply import Attachment, Message
 class Messenger(Protocol):
     def post(
         self, channel: str, message: Message, *, ref: str | None = None, thread_ref: str | None = None,
-        dedupe_key: str | None = None,
+        dedupe_key: str | None = None, priority: int = 0,
     ) -> str:
-        """Queue a new message; returns its ref. The same ``dedupe_key`` is posted once, ever."""
+        """Queue a new message; returns its ref. The same ``dedupe_key`` is posted once, ever.
+        Within a channel higher ``priority`` goes out first; equal priorities keep their order."""
         ...
 
     def update(self, ref: str, message: Message) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
 )
 
 metadata = MetaData()
@@ -87,6 +88,9 @@ outbox = Table(
     Column("not_before", DateTime(timezone=True), nullable=False),
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Higher goes first within a channel (a critical alert before a queue of warnings); equal
+    # priorities keep their order. Added by 0007_outbox_priority.
+    Column("priority", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_outbox_pending", "state", "channel", "id"),
 )
 
@@ -244,6 +248,25 @@ def _create(*tables: Table) -> Callable[[Connection], None]:
     return step
 
 
+def _add_column(table: Table, column_name: str) -> Callable[[Connection], None]:
+    """Add a column declared on ``table`` to a database created before it existed; a database
+    created since already has it (its create step builds the table as declared now)."""
+
+    def step(conn: Connection) -> None:
+        if column_name in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+            return
+        column = table.c[column_name]
+        ddl = column.type.compile(dialect=conn.dialect)
+        default = column.server_default.arg if column.server_default is not None else None  # type: ignore[attr-defined]
+        not_null = " NOT NULL" if not column.nullable else ""
+        conn.exec_driver_sql(
+            f"ALTER TABLE {table.name} ADD COLUMN {column_name} {ddl}"
+            + (f" DEFAULT {default}" if default is not None else "") + not_null
+        )
+
+    return step
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core", _create(schema_migrations, audit_log, claims, locks, kv)),
     ("0002_outbox", _create(outbox, message_refs)),
@@ -251,4 +274,5 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0004_approvals", _create(approval_requests, approval_votes)),
     ("0005_alerts", _create(alert_notifications, alert_groups)),
     ("0006_backups", _create(backups)),
+    ("0007_outbox_priority", _add_column(outbox, "priority")),
 ]

@@ -41,6 +41,9 @@ SEVERITY_CHANNELS = {
     "critical": ("critical", "default"),
     "warning": ("warning", "default"),
 }
+# Outbox priority of a group's messages: within a channel an emergency or critical group is posted
+# before the warnings queued ahead of it, and warnings before ordinary messages.
+SEVERITY_PRIORITY = {"emergency": 30, "critical": 20, "warning": 10}
 ENV_LABELS = ("environment", "env")
 INSTANCE_LABELS = ("app_kubernetes_io_instance", "cluster", "milvus_name", "release")
 MAX_KEPT_RESOLVED = 200
@@ -150,6 +153,10 @@ class AlertGroup:
     @property
     def ref(self) -> str:
         return f"alert-group:{self.id}" if self.episode == 1 else f"alert-group:{self.id}:{self.episode}"
+
+    @property
+    def priority(self) -> int:
+        return SEVERITY_PRIORITY.get(self.severity, 0)
 
     @property
     def short_id(self) -> str:

@@ -107,7 +107,8 @@ def _publish(runtime: Runtime, group: AlertGroup, note: str, dedupe_key: str) ->
         return
     runtime.messenger.update(group.ref, render_group(group))
     runtime.messenger.post(
-        group.channel, Message(note, [bk.section(note)]), thread_ref=group.ref, dedupe_key=dedupe_key
+        group.channel, Message(note, [bk.section(note)]), thread_ref=group.ref, dedupe_key=dedupe_key,
+        priority=group.priority,  # the group's notes keep their order in its thread
     )
 
 

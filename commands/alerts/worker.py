@@ -279,7 +279,8 @@ class AlertWorker:
             return
         message = render_group(group)
         if post_needed:
-            messenger.post(group.channel, message, ref=group.ref, dedupe_key=f"alert-post:{group.id}:{group.episode}")
+            messenger.post(group.channel, message, ref=group.ref, dedupe_key=f"alert-post:{group.id}:{group.episode}",
+                           priority=group.priority)
             return
         messenger.update(group.ref, message)
         ts_of = getattr(messenger, "ts_of", None)
@@ -290,7 +291,7 @@ class AlertWorker:
         if changes:
             messenger.post(
                 group.channel, render_changes(group, changes), thread_ref=group.ref,
-                dedupe_key=f"alert-note:{group.id}:{group.episode}:{last_id}",
+                dedupe_key=f"alert-note:{group.id}:{group.episode}:{last_id}", priority=group.priority,
             )
 
     # -- keeping silenced groups honest --------------------------------------------------------
@@ -380,6 +381,7 @@ class AlertWorker:
                     runtime.messenger.post(
                         group.channel, render_changes(group, changes), thread_ref=group.ref,
                         dedupe_key=f"alert-note:{group.id}:{group.episode}:reconcile:{now.timestamp():.0f}",
+                        priority=group.priority,
                     )
         if stale_acks(group):
             expire_ack_silences(runtime, group_id, reason="the alerts resolved")

@@ -342,3 +342,26 @@ def test_old_processed_notifications_and_resolved_groups_are_pruned(tmp_path, fa
         assert conn.execute(select(n.c.state)).scalars().all() == ["pending"]
         assert conn.execute(select(func.count()).select_from(g)).scalar_one() == 0
     worker.stop()
+
+
+def test_a_critical_group_overtakes_a_queue_of_warnings_in_a_shared_channel(tmp_path, fake_slack):
+    from tests.commands.alerts.helpers import config_dict
+
+    config = config_dict()
+    config["channels"]["alerts"] = {"default": "C0SHARED"}  # every severity in one channel
+    runtime, outbox = make_runtime(tmp_path / "data", fake_slack.api_url, config=config)
+    worker = AlertWorker(runtime, poll_interval=0.05)
+    for i in range(6):
+        deliver(runtime, notification([alert(f"Warning{i}", severity="warning", environment="prod")]))
+    worker.run_once()
+    outbox.start()
+    try:
+        fake_slack.wait_for_message("C0SHARED", lambda m: "Warning0" in (m.text or ""), timeout=10)
+        deliver(runtime, notification([alert("MilvusDown", severity="critical", environment="prod")]))
+        worker.run_once()
+        wait_for(lambda: len(fake_slack.messages("C0SHARED")) == 7, timeout=30)
+    finally:
+        outbox.stop()
+    names = [m.text.split("] ", 1)[1].split(" ", 1)[0] for m in fake_slack.messages("C0SHARED")]
+    # Warning0 was already on its way; the critical group is next, ahead of the five still queued.
+    assert names == ["Warning0", "MilvusDown", "Warning1", "Warning2", "Warning3", "Warning4", "Warning5"]
