@@ -115,6 +115,12 @@ class ConsoleMessenger:
         for path in save_files(self.files_dir, files):
             print(f"  file for #{channel}: {path}", file=self.out)
 
+    def backlog(self, channel: str) -> int:
+        return 0  # shown at once: a terminal has no rate limit
+
+    def withdraw(self, ref: str) -> bool:
+        return False  # already printed
+
     def _show(self, title: str, message: Message) -> None:
         print(title, file=self.out)
         print(self.renderer.render(message.text, message.blocks, self.buttons), file=self.out)

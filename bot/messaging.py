@@ -29,6 +29,14 @@ class Messenger(Protocol):
                comment: str = "") -> None:
         ...
 
+    def backlog(self, channel: str) -> int:
+        """Posts still waiting for ``channel`` (each costs about a second at Slack's pace)."""
+        ...
+
+    def withdraw(self, ref: str) -> bool:
+        """Take back a post nobody has seen yet; False when it may already be in the channel."""
+        ...
+
 
 class Progress(Protocol):
     def __call__(self, text: str) -> None:

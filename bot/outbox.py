@@ -178,6 +178,25 @@ class Outbox:
             ).scalar_one()
         return int(count)
 
+    def withdraw(self, ref: str) -> bool:
+        """Take back a post that has not been tried yet, with its updates and thread replies.
+
+        True when nothing of it can reach Slack any more; False when it already went (or may be on
+        its way: a row the worker has started counts as sent).
+        """
+        t = schema.outbox
+        with self.store.begin() as conn:
+            taken = conn.execute(
+                update(t).where(t.c.ref == ref, t.c.op == "post", t.c.state == "pending", t.c.attempts == 0)
+                .values(state="done", last_error="withdrawn")
+            ).rowcount
+            if taken:
+                conn.execute(
+                    update(t).where(t.c.state == "pending", (t.c.ref == ref) | (t.c.thread_ref == ref))
+                    .values(state="done", last_error="withdrawn")
+                )
+        return bool(taken)
+
     def pending(self) -> int:
         with self.store.begin() as conn:
             count = conn.execute(
@@ -304,7 +323,11 @@ class Outbox:
 
         t = schema.outbox
         with self.store.begin() as conn:
-            conn.execute(update(t).where(t.c.id == row["id"]).values(attempts=t.c.attempts + 1))
+            started = conn.execute(
+                update(t).where(t.c.id == row["id"], t.c.state == "pending").values(attempts=t.c.attempts + 1)
+            ).rowcount
+        if not started:
+            return  # withdrawn since it was planned
         method = {"post": "chat.postMessage", "update": "chat.update", "upload": "files.upload_v2"}[row["op"]]
         try:
             ts = self._call(row)

@@ -15,13 +15,13 @@ from bot import blocks as bk
 from bot.args import positional
 from bot.config import Role
 from bot.context import Context
-from bot.errors import UsageError
+from bot.errors import IntegrationError, UsageError, UserError
 from bot.registry import action, command
 from bot.reply import Reply
 from bot.state import utcnow
 from bot.units import format_duration
 from commands.alerts import groups as alert_groups
-from commands.alerts import silences
+from commands.alerts import silences, storm
 from commands.alerts.render import SEVERITY_ICON, SILENCE_CHOICES, slack_time
 
 
@@ -65,6 +65,7 @@ def _group_data(group: alert_groups.AlertGroup) -> dict[str, Any]:
         "silenced_until": max(s["until"] for s in timed) if timed else None,
         "silences": [s["id"] for s in active],
         "channel": group.channel,
+        "storm": group.storm_id,
     }
 
 
@@ -107,13 +108,33 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
             until = max(alert_groups.parse_time(s["until"]) or now for s in timed)
             bits.append(f":no_bell: silenced until {slack_time(until)}")
         lines.append(" · ".join(bits))
+    storms = [s for s in storm.active_storms(ctx.runtime) if any(g.storm_id == s.id for g in visible)]
     blocks = [bk.header(f"Alerts{' in ' + args.env if args.env else ''}: {len(visible)} group(s)")]
+    for active in storms:
+        members = [g for g in visible if g.storm_id == active.id]
+        note = (f":cyclone: *Alert storm* in <#{bk.escape(active.channel)}> since {slack_time(active.started_at)}: "
+                f"{len(members)} of these groups are in its digest.")
+        blocks.append(bk.section(note))
+        lines.insert(0, note)
     for start in range(0, len(lines), 10):
         blocks.append(bk.section("\n".join(lines[start : start + 10])))
     blocks.append(
         bk.context("`/milvus ack <group>` · `/milvus silence <group> 4h [reason]` · `/milvus unsilence <group>`")
     )
-    return Reply(text="\n".join(lines), blocks=blocks, data={"groups": [_group_data(g) for g in visible]})
+    return Reply(
+        text="\n".join(lines), blocks=blocks,
+        data={"groups": [_group_data(g) for g in visible], "storms": [_storm_data(s, visible) for s in storms]},
+    )
+
+
+def _storm_data(active: storm.Storm, groups: list[alert_groups.AlertGroup]) -> dict[str, Any]:
+    return {
+        "id": active.id,
+        "channel": active.channel,
+        "started_at": active.started_at.isoformat(),
+        "groups": [g.id for g in groups if g.storm_id == active.id],
+        "digest_messages": len(active.parts),
+    }
 
 
 @command(
@@ -205,3 +226,39 @@ def on_unsilence(ctx: Context, payload: dict[str, Any]) -> Reply:
     group, _ = _button_group(ctx, payload, "unsilence")
     group, count = silences.unsilence(ctx.runtime, group.id, ctx.user.user_id)
     return _done(group, f":bell: You unsilenced *{bk.escape(group.name)}*: {count} silence(s) expired.")
+
+
+@action("alert_storm_silence_all", role=Role.operator)
+def on_silence_all(ctx: Context, payload: dict[str, Any]) -> Reply:
+    """Silence every firing group of a storm the presser may operate, each with its own real silences."""
+    storm_id = payload.get("storm")
+    active = storm.load_storm(ctx.runtime, storm_id) if isinstance(storm_id, str) else None
+    if active is None:
+        raise UsageError("This storm is not known to the bot any more; use `/milvus alerts`.")
+    policy = ctx.runtime.config.alert_storm.for_channel(active.channel)
+    duration = silences.parse_silence_duration(policy.silence_for)
+    done, skipped, failed = [], [], []
+    for group in storm.storm_groups(ctx.runtime, active.id):
+        if group.status != "firing" or any(s.get("kind") == "timed" for s in group.active_silences()):
+            continue
+        role = ctx.runtime.policy.role_in(ctx.user, group.environment)
+        if role is None or role < Role.operator:
+            skipped.append(group)
+            continue
+        try:
+            silences.silence(ctx.runtime, group.id, ctx.user.user_id, duration, "Silence all (alert storm)")
+            done.append(group)
+        except (UserError, IntegrationError) as exc:
+            failed.append(f"`{group.short_id}`: {getattr(exc, 'message', exc)}")
+    with alert_groups.GROUP_LOCK:
+        latest = storm.load_storm(ctx.runtime, active.id) or active
+        latest.silenced_all.append({"by": ctx.user.user_id, "at": utcnow().isoformat(), "groups": len(done)})
+        storm.save_storm(ctx.runtime, latest)
+        storm.refresh(ctx.runtime, latest.id)
+    text = f":no_bell: You silenced {len(done)} group(s) of the storm for {policy.silence_for}."
+    if skipped:
+        text += f" {len(skipped)} group(s) are in environments you do not operate and were left alone."
+    if failed:
+        text += " Not silenced: " + "; ".join(failed[:5]) + ("…" if len(failed) > 5 else "")
+    return Reply(text=text, blocks=[bk.section(text)],
+                 data={"storm": active.id, "silenced": [g.id for g in done], "skipped": [g.id for g in skipped]})

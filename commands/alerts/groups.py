@@ -148,6 +148,8 @@ class AlertGroup:
     acked_at: dt.datetime | None = None
     silences: list[dict[str, Any]] = field(default_factory=list)
     last_notification_id: int = 0
+    storm_id: str | None = None
+    own_message: bool = True
     exists: bool = False
 
     @property
@@ -209,6 +211,8 @@ class AlertGroup:
             "acked_at": self.acked_at,
             "silences": self.silences,
             "last_notification_id": self.last_notification_id,
+            "storm_id": self.storm_id,
+            "own_message": int(self.own_message),
         }
 
     @classmethod
@@ -233,6 +237,8 @@ class AlertGroup:
             acked_at=as_utc(row["acked_at"]) if row["acked_at"] else None,
             silences=list(row["silences"] or []),
             last_notification_id=row["last_notification_id"],
+            storm_id=row["storm_id"],
+            own_message=bool(row["own_message"]),
             exists=True,
         )
 

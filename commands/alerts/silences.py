@@ -16,6 +16,7 @@ from bot.state import utcnow
 from bot.units import format_duration, parse_duration
 from commands.alerts.groups import GROUP_LOCK, AlertGroup, load_group, save_group
 from commands.alerts.render import render_group, slack_time
+from commands.alerts.storm import show
 
 if TYPE_CHECKING:
     from bot.context import Runtime
@@ -103,7 +104,8 @@ def _firing_group(runtime: Runtime, group_id: str, episode: int | None = None) -
 
 
 def _publish(runtime: Runtime, group: AlertGroup, note: str, dedupe_key: str) -> None:
-    if not group.channel:
+    show(runtime, group)
+    if not group.channel or not group.own_message:
         return
     runtime.messenger.update(group.ref, render_group(group))
     runtime.messenger.post(
@@ -254,7 +256,8 @@ def expire_ack_silences(runtime: Runtime, group_id: str, *, reason: str) -> int:
                 s["state"] = "expired"
         with runtime.store.begin() as conn:
             save_group(conn, group)
-        if group.channel:
+        show(runtime, group)
+        if group.channel and group.own_message:
             runtime.messenger.update(group.ref, render_group(group))
     runtime.audit.record(
         user_id="alertmanager", action="alert unsilence", kind="webhook", environment=group.environment,

@@ -43,6 +43,7 @@ from commands.alerts.groups import (
 from commands.alerts.intake import WAKE, yield_to_intake
 from commands.alerts.render import render_changes, render_group
 from commands.alerts.silences import ACK_BACKSTOP, alertmanager_for, expire_ack_silences, stale_acks
+from commands.alerts.storm import StormDesk, active_storms, end_quiet_storms, next_to_post, refresh, show
 
 if TYPE_CHECKING:
     from bot.context import Runtime
@@ -85,7 +86,10 @@ class AlertWorker:
         self._thread: threading.Thread | None = None
         self._missing: dict[tuple[str, str], int] = {}
         self._next_reconcile = 0.0
+        self._next_storm_check = 0.0
         self._lease_until = 0.0
+        self._desk: StormDesk | None = None
+        self._round: list[AlertGroup] = []
 
     def start(self) -> None:
         self._stop.clear()
@@ -104,6 +108,9 @@ class AlertWorker:
         while not self._stop.is_set():
             try:
                 did = self.run_once()
+                if time.monotonic() >= self._next_storm_check:
+                    self.check_storms()
+                    self._next_storm_check = time.monotonic() + 1.0
                 if time.monotonic() >= self._next_reconcile:
                     self.reconcile()
                     self._next_reconcile = time.monotonic() + self.reconcile_interval
@@ -217,6 +224,7 @@ class AlertWorker:
         done: list[AlertGroup] = []
         failed: list[int] = []
         with GROUP_LOCK:
+            self._desk, self._round = StormDesk(runtime), done
             known = load_groups(runtime, [rows[0]["group_id"] for rows in batches])
             for rows in batches:
                 yield_to_intake()
@@ -234,6 +242,10 @@ class AlertWorker:
                 conn.execute(update(t).where(t.c.id.in_(ids)).values(state="done", processed_at=utcnow()))
                 if failed:
                     conn.execute(update(t).where(t.c.id.in_(failed)).values(state="failed", processed_at=utcnow()))
+            # The digests show the groups as committed just now.
+            for storm_id in sorted(self._desk.touched):
+                refresh(runtime, storm_id)
+            self._desk, self._round = None, []
         for group in done:
             if stale_acks(group):
                 expire_ack_silences(runtime, group.id, reason="the alerts resolved")
@@ -277,12 +289,18 @@ class AlertWorker:
         if not group.channel:
             log.error("alert group %s (%s) has no channel: configure channels.alerts", group.short_id, group.name)
             return
-        message = render_group(group)
+        desk = self._desk or StormDesk(self.runtime)
         if post_needed:
+            if not desk.admit(group, self._round):
+                return  # the storm digest shows it
+            message = render_group(group)
             messenger.post(group.channel, message, ref=group.ref, dedupe_key=f"alert-post:{group.id}:{group.episode}",
                            priority=group.priority)
             return
-        messenger.update(group.ref, message)
+        desk.follow(group)
+        if not group.own_message:
+            return
+        messenger.update(group.ref, render_group(group))
         ts_of = getattr(messenger, "ts_of", None)
         if changes and callable(ts_of) and ts_of(group.ref) is None:
             # The message has not reached Slack yet: it will show these changes when it does, and a
@@ -344,6 +362,26 @@ class AlertWorker:
             if gone or ran_out:
                 self._resolve_from_reconcile(group.id, gone, now)
 
+    def check_storms(self) -> None:
+        """End storms that are over (their digest then shows the summary) and, where the policy asks
+        for it, post the rest of a storm's groups one by one once the channel's queue has drained."""
+        if not self._hold_lease():
+            return
+        with GROUP_LOCK:
+            for storm_id in end_quiet_storms(self.runtime):
+                refresh(self.runtime, storm_id)
+            for storm in active_storms(self.runtime):
+                group = next_to_post(self.runtime, storm)
+                if group is None or not group.channel:
+                    continue
+                group.own_message = True
+                self.runtime.messenger.post(
+                    group.channel, render_group(group), ref=group.ref,
+                    dedupe_key=f"alert-post:{group.id}:{group.episode}", priority=group.priority,
+                )
+                with self.runtime.store.begin() as conn:
+                    save_group(conn, group)
+
     def _prune(self, now: dt.datetime) -> None:
         """Keep the tables bounded: processed notifications for two weeks, resolved groups for 30 days.
 
@@ -375,7 +413,8 @@ class AlertWorker:
             group.updated_at = now
             with runtime.store.begin() as conn:
                 save_group(conn, group)
-            if group.channel:
+            show(runtime, group)
+            if group.channel and group.own_message:
                 runtime.messenger.update(group.ref, render_group(group))
                 if changes:
                     runtime.messenger.post(
