@@ -89,9 +89,18 @@ class Outbox:
         )
 
     def update(self, ref: str, message: Message) -> None:
+        payload = {"text": fit_text(message.text), "blocks": fit_blocks(message.blocks)}
+        t = schema.outbox
+        with self.store.begin() as conn:
+            # Not tried yet: the post itself goes out with the new content, one Slack call fewer.
+            rewritten = conn.execute(
+                update(t).where(t.c.ref == ref, t.c.op == "post", t.c.state == "pending", t.c.attempts == 0)
+                .values(payload=payload)
+            ).rowcount
+        if rewritten:
+            return
         # An update is as urgent as the message it changes.
         channel, priority = self._post_of(ref)
-        payload = {"text": fit_text(message.text), "blocks": fit_blocks(message.blocks)}
         self._enqueue(channel, "update", ref, payload, priority=priority)
 
     def upload(
@@ -292,8 +301,6 @@ class Outbox:
             if wait > 0:
                 next_delay = min(next_delay, wait)
                 continue
-            with self.store.begin() as conn:
-                row["payload"] = conn.execute(select(t.c.payload).where(t.c.id == row["id"])).scalar_one()
             self._send(row)
             next_delay = 0.0
         return next_delay
@@ -326,6 +333,9 @@ class Outbox:
             started = conn.execute(
                 update(t).where(t.c.id == row["id"], t.c.state == "pending").values(attempts=t.c.attempts + 1)
             ).rowcount
+            # Read after the attempt is counted: from here on ``update`` queues a row instead of
+            # rewriting this one.
+            row["payload"] = conn.execute(select(t.c.payload).where(t.c.id == row["id"])).scalar_one()
         if not started:
             return  # withdrawn since it was planned
         method = {"post": "chat.postMessage", "update": "chat.update", "upload": "files.upload_v2"}[row["op"]]
@@ -384,12 +394,15 @@ class Outbox:
                 unfurl_links=False,
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"ref": row["ref"]}},
             )
+            # Counted from the answer as well: a slow call must not bring the next one closer than
+            # a second to it on Slack's side.
+            self._channel_ready_at[channel] = time.monotonic() + POST_INTERVAL_S
             return str(response["ts"])
         if row["op"] == "update":
             self._update_ready_at = time.monotonic() + UPDATE_INTERVAL_S
             target = self.ts_of(row["ref"])
             if target is None:
-                # Posts precede their updates in the channel's order, so the post ended for good.
+                # An update waits for its post (drain_once), so the post ended for good.
                 raise _Undeliverable(f"message {row['ref']} never reached Slack")
             self.client.chat_update(
                 channel=target[0], ts=target[1], text=payload["text"], blocks=payload["blocks"] or []

@@ -16,6 +16,7 @@ from commands.alerts.worker import AlertWorker
 
 def register(registry: Registry) -> None:
     registry.add(commands.list_alerts, commands.ack, commands.silence, commands.unsilence,
-                 commands.on_ack, commands.on_silence, commands.on_unsilence, commands.on_silence_all)
+                 commands.on_ack, commands.on_silence, commands.on_unsilence,
+                 commands.on_storm_ack, commands.on_storm_silence, commands.on_silence_all)
     registry.route("/alertmanager", lambda runtime: AlertIntake(runtime).handle)
     registry.worker(AlertWorker)

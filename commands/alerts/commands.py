@@ -262,3 +262,30 @@ def on_silence_all(ctx: Context, payload: dict[str, Any]) -> Reply:
         text += " Not silenced: " + "; ".join(failed[:5]) + ("…" if len(failed) > 5 else "")
     return Reply(text=text, blocks=[bk.section(text)],
                  data={"storm": active.id, "silenced": [g.id for g in done], "skipped": [g.id for g in skipped]})
+
+
+def _menu_group(ctx: Context, payload: dict[str, Any], what: str) -> alert_groups.AlertGroup:
+    """The group picked in a storm digest's menu (the option's value is the group id)."""
+    group_id = payload.get("value")
+    group = alert_groups.load_group(ctx.runtime, group_id) if isinstance(group_id, str) else None
+    if group is None:
+        raise UsageError("This alert group is not known to the bot any more; use `/milvus alerts`.")
+    _require_operator(ctx, group, what)
+    return group
+
+
+@action("alert_storm_ack", role=Role.operator)
+def on_storm_ack(ctx: Context, payload: dict[str, Any]) -> Reply:
+    group = _menu_group(ctx, payload, "ack")
+    group = silences.acknowledge(ctx.runtime, group.id, ctx.user.user_id)
+    return _done(
+        group, f":eyes: You acknowledged *{bk.escape(group.name)}*; its alerts are silenced until they resolve."
+    )
+
+
+@action("alert_storm_silence", role=Role.operator)
+def on_storm_silence(ctx: Context, payload: dict[str, Any]) -> Reply:
+    group = _menu_group(ctx, payload, "silence")
+    choice = ctx.runtime.config.alert_storm.for_channel(group.channel or "").silence_for
+    group = silences.silence(ctx.runtime, group.id, ctx.user.user_id, silences.parse_silence_duration(choice))
+    return _done(group, f":no_bell: You silenced *{bk.escape(group.name)}* for {choice}.")

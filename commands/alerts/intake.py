@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import schema
 from bot.state import utcnow
-from commands.alerts.groups import group_id_for, highest_severity, resolve_environment, severity_of
+from commands.alerts.groups import SEVERITY_RANK, group_id_for, highest_severity, resolve_environment, severity_of
 
 if TYPE_CHECKING:
     from bot.context import Runtime
@@ -33,6 +33,9 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 
 # Intake wakes the worker in this process; other replicas find the rows on their next poll.
 WAKE = threading.Event()
+# Set with WAKE for emergency and critical groups: the worker looks at once instead of waiting for
+# the next 50 ms tick, because those are the first thing an on-call person needs in a storm.
+URGENT = threading.Event()
 # Webhooks being stored right now in this process; the worker steps aside for them (see
 # yield_to_intake), because Alertmanager is waiting on those answers and Slack is not.
 _intake_inflight = 0
@@ -255,6 +258,8 @@ class AlertIntake:
                 _intake_inflight -= 1
         if outcome == "duplicate":
             return 200, {"status": "duplicate", "group": gid}
+        if SEVERITY_RANK.get(severity, 9) <= SEVERITY_RANK["critical"]:
+            URGENT.set()
         WAKE.set()
         return 200, {"status": "stored", "id": notification_id, "group": gid, "environment": env_name}
 

@@ -261,13 +261,13 @@ def _group_line(group: AlertGroup, now: dt.datetime) -> str:
     if group.status == "resolved":
         line = f":white_check_mark: ~{bk.escape(group.severity)}~ *{bk.escape(group.name)}* · {env} · resolved"
         if group.resolved_at:
-            line += f" {slack_time(group.resolved_at)}"
+            line += f" {short_time(group.resolved_at)}"
         return line
     icon = SEVERITY_ICON.get(group.severity, ":large_blue_circle:")
     line = f"{icon} {bk.escape(group.severity)} *{bk.escape(group.name)}* · {env} · {len(group.firing())} firing"
     started = group.started_at()
     if started:
-        line += f" · since {slack_time(started)}"
+        line += f" · since {short_time(started)}"
     if group.acked_by:
         line += f" · :eyes: <@{bk.escape(group.acked_by)}>"
     timed = [s for s in group.active_silences(now) if s.get("kind") == "timed"]
@@ -276,12 +276,16 @@ def _group_line(group: AlertGroup, now: dt.datetime) -> str:
     return line + f" · `{group.short_id}`"
 
 
-def _option(group: AlertGroup, value: dict[str, Any]) -> dict[str, Any]:
-    label = f"{group.name} ({group.environment or '-'}) {group.short_id}"
-    return {
-        "text": {"type": "plain_text", "text": bk.truncate(label, 75), "emoji": False},
-        "value": json.dumps(value, separators=(",", ":"), sort_keys=True),
-    }
+def short_time(value: dt.datetime) -> str:
+    """A compact Slack date token (time of day in the reader's zone): the digest has many lines."""
+    value = as_utc(value)
+    return f"<!date^{int(value.timestamp())}^{{time}}|{value:%H:%M} UTC>"
+
+
+def _option(group: AlertGroup) -> dict[str, Any]:
+    # The bare group id: a menu holds up to 100 of these and the message has a size limit.
+    label = f"{group.name} ({group.environment or '-'})"
+    return {"text": {"type": "plain_text", "text": bk.truncate(label, 75)}, "value": group.id}
 
 
 def _group_actions(groups: list[AlertGroup], part: int, policy: StormPolicy, now: dt.datetime) -> list[dict[str, Any]]:
@@ -290,18 +294,16 @@ def _group_actions(groups: list[AlertGroup], part: int, policy: StormPolicy, now
     to_ack = [g for g in groups if g.status == "firing" and not g.acked_by][:_MAX_OPTIONS]
     if to_ack:
         elements.append({
-            "type": "static_select", "action_id": f"alert_ack:storm{part}",
+            "type": "static_select", "action_id": f"alert_storm_ack:{part}",
             "placeholder": {"type": "plain_text", "text": "Acknowledge a group…"},
-            "options": [_option(g, {"group": g.id, "episode": g.episode}) for g in to_ack],
+            "options": [_option(g) for g in to_ack],
         })
     to_silence = [g for g in groups if g.status == "firing"][:_MAX_OPTIONS]
     if to_silence:
         elements.append({
-            "type": "static_select", "action_id": f"alert_silence:storm{part}",
+            "type": "static_select", "action_id": f"alert_storm_silence:{part}",
             "placeholder": {"type": "plain_text", "text": f"Silence a group for {policy.silence_for}…"},
-            "options": [
-                _option(g, {"group": g.id, "episode": g.episode, "duration": policy.silence_for}) for g in to_silence
-            ],
+            "options": [_option(g) for g in to_silence],
         })
     return [bk.actions(*elements, block_id=f"storm-groups:{part}")] if elements else []
 

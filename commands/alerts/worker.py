@@ -40,7 +40,7 @@ from commands.alerts.groups import (
     refresh_status,
     save_group,
 )
-from commands.alerts.intake import WAKE, yield_to_intake
+from commands.alerts.intake import URGENT, WAKE, yield_to_intake
 from commands.alerts.render import render_changes, render_group
 from commands.alerts.silences import ACK_BACKSTOP, alertmanager_for, expire_ack_silences, stale_acks
 from commands.alerts.storm import StormDesk, active_storms, end_quiet_storms, next_to_post, refresh, show
@@ -120,8 +120,11 @@ class AlertWorker:
             if not did:
                 WAKE.wait(self.poll_interval)
                 WAKE.clear()
-                # Webhooks wake us constantly in a storm; look at most every 50 ms.
-                self._stop.wait(0.05)
+                # Webhooks wake us constantly in a storm; look at most every 50 ms, unless an
+                # emergency or critical notification is waiting.
+                if not URGENT.wait(0.05):
+                    continue
+                URGENT.clear()
 
     def run_once(self, limit: int = 500) -> int:
         """Process pending notifications; returns how many were handled."""
@@ -150,12 +153,17 @@ class AlertWorker:
             batches.values(),
             key=lambda rs: (SEVERITY_RANK.get(highest_severity(r["severity"] for r in rs), 9), rs[0]["id"]),
         )
+        # Emergency and critical groups get a round of their own, first, without stepping aside for
+        # the intake: their messages are queued before the warnings are even looked at.
+        urgent = [rs for rs in order if SEVERITY_RANK.get(highest_severity(r["severity"] for r in rs), 9) <= 1]
+        rest = order[len(urgent):]
+        chunks = [(urgent[i : i + GROUPS_PER_ROUND], True) for i in range(0, len(urgent), GROUPS_PER_ROUND)]
+        chunks += [(rest[i : i + GROUPS_PER_ROUND], False) for i in range(0, len(rest), GROUPS_PER_ROUND)]
         handled = 0
-        for start in range(0, len(order), GROUPS_PER_ROUND):
+        for chunk, is_urgent in chunks:
             if self._stop.is_set():
                 break
-            chunk = order[start : start + GROUPS_PER_ROUND]
-            self._process_round(chunk)
+            self._process_round(chunk, urgent=is_urgent)
             handled += sum(len(rows) for rows in chunk)
         return handled
 
@@ -208,7 +216,7 @@ class AlertWorker:
                 waiting.append(gid)
         return waiting
 
-    def _process_round(self, batches: list[list[Any]]) -> None:
+    def _process_round(self, batches: list[list[Any]], *, urgent: bool = False) -> None:
         """Fold each group's batch into its state and queue its messages; record them all at once.
 
         Rows are marked ``working`` first and ``done`` with the group states in one transaction at the
@@ -227,7 +235,8 @@ class AlertWorker:
             self._desk, self._round = StormDesk(runtime), done
             known = load_groups(runtime, [rows[0]["group_id"] for rows in batches])
             for rows in batches:
-                yield_to_intake()
+                if not urgent:
+                    yield_to_intake()
                 try:
                     done.append(self._fold(known.get(rows[0]["group_id"]), rows))
                 except Exception:
