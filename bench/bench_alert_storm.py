@@ -505,6 +505,9 @@ def versus_alertmanager(args: argparse.Namespace) -> int:
     ]
     for label, key, unit in rows:
         print(f"{label:38}{fmt(am_side[key], unit):>24}{fmt(bot_side[key], unit):>18}")
+    arrivals = [proxy.first_arrival[n] for n in critical if n in proxy.first_arrival]
+    if arrivals:
+        print(f"bot: first critical webhook reached it {min(arrivals) - started:.2f} s after the push began")
     if latencies:
         print(f"bot, critical group's first webhook -> first Slack call showing it: p50 "
               f"{statistics.median(latencies):.1f} ms  p99 {percentile(latencies, 0.99):.1f} ms  "

@@ -131,6 +131,7 @@ class AlertWorker:
         store = self.runtime.store
         if not self._hold_lease():
             return 0
+        URGENT.clear()  # everything stored until now is looked at in this pass
         t = schema.alert_notifications
         # Headers first: in a storm most rounds only find groups still settling, and the payloads
         # are the bulk of each row.
@@ -163,8 +164,10 @@ class AlertWorker:
         for chunk, is_urgent in chunks:
             if self._stop.is_set():
                 break
-            self._process_round(chunk, urgent=is_urgent)
-            handled += sum(len(rows) for rows in chunk)
+            done = self._process_round(chunk, urgent=is_urgent)
+            handled += sum(len(rows) for rows in chunk[:done])
+            if done < len(chunk):
+                break  # an urgent notification arrived: look again, it goes first
         return handled
 
     def _choose(self, heads: Iterable[Any]) -> list[int]:
@@ -216,16 +219,19 @@ class AlertWorker:
                 waiting.append(gid)
         return waiting
 
-    def _process_round(self, batches: list[list[Any]], *, urgent: bool = False) -> None:
+    def _process_round(self, batches: list[list[Any]], *, urgent: bool = False) -> int:
         """Fold each group's batch into its state and queue its messages; record them all at once.
 
         Rows are marked ``working`` first and ``done`` with the group states in one transaction at the
         end: fewer write transactions leave SQLite's single writer free for the webhook, and a crash in
         between redoes exactly these batches (the outbox dedupe keys then make the redo a no-op).
+
+        A round of warnings stops early when an emergency or critical notification arrives; the
+        batches it did not reach go back to pending. Returns how many batches it handled.
         """
         runtime = self.runtime
         t = schema.alert_notifications
-        pending = [r["id"] for rows in batches for r in rows if r["state"] == "pending"]
+        pending = {r["id"] for rows in batches for r in rows if r["state"] == "pending"}
         if pending:
             with runtime.store.begin() as conn:
                 conn.execute(update(t).where(t.c.id.in_(pending)).values(state="working"))
@@ -234,9 +240,13 @@ class AlertWorker:
         with GROUP_LOCK:
             self._desk, self._round = StormDesk(runtime), done
             known = load_groups(runtime, [rows[0]["group_id"] for rows in batches])
+            handled: list[list[Any]] = []
             for rows in batches:
                 if not urgent:
+                    if handled and URGENT.is_set():
+                        break
                     yield_to_intake()
+                handled.append(rows)
                 try:
                     done.append(self._fold(known.get(rows[0]["group_id"]), rows))
                 except Exception:
@@ -247,8 +257,11 @@ class AlertWorker:
             with runtime.store.begin() as conn:
                 for group in done:
                     save_group(conn, group)
-                ids = [r["id"] for rows in batches for r in rows if r["id"] not in failed]
+                ids = [r["id"] for rows in handled for r in rows if r["id"] not in failed]
                 conn.execute(update(t).where(t.c.id.in_(ids)).values(state="done", processed_at=utcnow()))
+                untouched = [r["id"] for rows in batches[len(handled):] for r in rows if r["id"] in pending]
+                if untouched:
+                    conn.execute(update(t).where(t.c.id.in_(untouched)).values(state="pending"))
                 if failed:
                     conn.execute(update(t).where(t.c.id.in_(failed)).values(state="failed", processed_at=utcnow()))
             # The digests show the groups as committed just now.
@@ -258,6 +271,7 @@ class AlertWorker:
         for group in done:
             if stale_acks(group):
                 expire_ack_silences(runtime, group.id, reason="the alerts resolved")
+        return len(handled)
 
     def _fold(self, group: AlertGroup | None, rows: list[Any]) -> AlertGroup:
         runtime = self.runtime
