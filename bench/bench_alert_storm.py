@@ -16,7 +16,7 @@ fake Slack API on loopback:
 
 ``--versus-alertmanager``: the same storm (1,000 alerts in 100 groups, 20 critical, pushed into one
 real Alertmanager in the first second) goes both to Alertmanager's own Slack receiver (slack_configs
-with api_url at the fake Slack) and, through a recording proxy, to `serve`; the fake Slack enforces
+with api_url at the fake Slack) and to `serve`; the fake Slack enforces
 one post per second per channel with 429 + Retry-After. Prints for both: groups lost, time until every
 group is visible (in any message or digest), first critical, messages and updates sent, 429s, and for
 the bot the time from each critical group's first webhook to its first Slack call (p50/p99).
@@ -285,7 +285,7 @@ def versus_severity(group: int) -> str:
     return "critical" if group % 5 == 0 else "warning"  # 20 critical, 80 warning per 100 groups
 
 
-def versus_am_config(proxy_url: str, slack_api_url: str) -> str:
+def versus_am_config(webhook_url: str, slack_api_url: str) -> str:
     def slack(channel: str) -> str:
         return f"""
     slack_configs:
@@ -315,7 +315,7 @@ route:
 receivers:
   - name: bot
     webhook_configs:
-      - url: {proxy_url}
+      - url: {webhook_url}
         send_resolved: true
         http_config:
           authorization: {{type: Bearer, credentials: {WEBHOOK_TOKEN}}}
@@ -324,55 +324,20 @@ receivers:
 """
 
 
-class RecordingProxy:
-    """Alertmanager -> here -> the bot: notes when each group's first webhook arrived."""
+def _first_arrivals(state_db: Path) -> dict[str, float]:
+    """When each group's first webhook reached the bot: its intake's own timestamp, read from the
+    bot's state store after the run (a proxy in this process would time its own GIL, not the bot)."""
+    import datetime as dt
+    import sqlite3
 
-    def __init__(self, target: str) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        import httpx
-
-        self.first_arrival: dict[str, float] = {}
-        lock = threading.Lock()
-        local = threading.local()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                arrived = time.time()
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    name = json.loads(body).get("commonLabels", {}).get("alertname", "")
-                except ValueError:
-                    name = ""
-                with lock:
-                    proxy.first_arrival.setdefault(name, arrived)
-                client = getattr(local, "client", None)
-                if client is None:
-                    client = local.client = httpx.Client(timeout=30)
-                answer = client.post(target, content=body, headers={
-                    "Authorization": self.headers.get("Authorization", ""), "Content-Type": "application/json",
-                })
-                data = answer.content
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alertmanager"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    with sqlite3.connect(state_db) as db:
+        rows = db.execute(
+            "SELECT json_extract(payload, '$.commonLabels.alertname'), MIN(received_at) "
+            "FROM alert_notifications GROUP BY 1"
+        ).fetchall()
+    return {
+        name: dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC).timestamp() for name, at in rows if name and at
+    }
 
 
 def _am_push(url: str, alerts: list[dict]) -> None:
@@ -434,8 +399,7 @@ def versus_alertmanager(args: argparse.Namespace) -> int:
         (Path(tmp) / "bot").mkdir()
         bot = BotServer(Path(tmp) / "bot", slack.url, VERSUS_CONFIG, {"MILVUS_CHATOPS_LOG_LEVEL": "WARNING"})
         bot.start(timeout=60)
-        proxy = RecordingProxy(f"{bot.url}/alertmanager")
-        am = start_alertmanager(Path(tmp) / "am", versus_am_config(proxy.url, slack.api_url))
+        am = start_alertmanager(Path(tmp) / "am", versus_am_config(f"{bot.url}/alertmanager", slack.api_url))
         try:
             time.sleep(3)  # let serve's background threads settle
             started = time.time()
@@ -460,9 +424,9 @@ def versus_alertmanager(args: argparse.Namespace) -> int:
             time.sleep(8)  # Alertmanager's resolved flushes (group_interval 5 s)
         finally:
             am.stop()
-            proxy.close()
             bot.close()
             slack.stop()
+        first_arrival = _first_arrivals(Path(tmp) / "bot" / "state.db")
 
     def side(channels: tuple[str, ...]) -> dict[str, object]:
         seen = _visible(slack, channels, names)
@@ -483,7 +447,7 @@ def versus_alertmanager(args: argparse.Namespace) -> int:
     bot_side, am_side = side(BOT_CHANNELS), side(AM_CHANNELS)
     bot_seen = _visible(slack, BOT_CHANNELS, names)
     latencies = sorted(
-        (bot_seen[n] - proxy.first_arrival[n]) * 1000 for n in critical if n in bot_seen and n in proxy.first_arrival
+        (bot_seen[n] - first_arrival[n]) * 1000 for n in critical if n in bot_seen and n in first_arrival
     )
 
     def fmt(value: object, unit: str = "s") -> str:
@@ -505,7 +469,7 @@ def versus_alertmanager(args: argparse.Namespace) -> int:
     ]
     for label, key, unit in rows:
         print(f"{label:38}{fmt(am_side[key], unit):>24}{fmt(bot_side[key], unit):>18}")
-    arrivals = [proxy.first_arrival[n] for n in critical if n in proxy.first_arrival]
+    arrivals = [first_arrival[n] for n in critical if n in first_arrival]
     if arrivals:
         print(f"bot: first critical webhook reached it {min(arrivals) - started:.2f} s after the push began")
     if latencies:

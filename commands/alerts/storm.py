@@ -309,18 +309,22 @@ def _group_actions(groups: list[AlertGroup], part: int, policy: StormPolicy, now
 
 
 def _pack(groups: list[AlertGroup], policy: StormPolicy, now: dt.datetime, head_chars: int) -> list[list[AlertGroup]]:
-    """Split the groups into parts that each fit one message, whole groups only."""
+    """Split the groups into parts that each fit one message, whole groups only.
+
+    Sizes are added up per group (its line and its two menu options) rather than re-rendering each
+    candidate part: this runs after every worker round of a storm.
+    """
     parts: list[list[AlertGroup]] = []
     current: list[AlertGroup] = []
+    used = head_chars + 600  # the menus' and sections' own wrapping
     for group in groups:
-        trial = [*current, group]
-        blocks = _body_blocks(trial, len(parts), policy, now)
-        size = sum(len(json.dumps(b)) for b in blocks) + (head_chars if not parts else 300)
-        if current and (size > _PART_BUDGET or len(blocks) > _PART_BLOCKS or len(trial) > _MAX_OPTIONS):
+        cost = len(json.dumps(_group_line(group, now))) + 2 * len(json.dumps(_option(group))) + 4
+        blocks = -(-(len(current) + 1) // _LINES_PER_SECTION) + 1
+        if current and (used + cost > _PART_BUDGET or blocks > _PART_BLOCKS or len(current) + 1 > _MAX_OPTIONS):
             parts.append(current)
-            current = [group]
-        else:
-            current = trial
+            current, used = [], 900
+        current.append(group)
+        used += cost
     if current or not parts:
         parts.append(current)
     return parts

@@ -211,3 +211,28 @@ def test_a_restart_in_the_middle_of_a_storm_updates_the_same_digest(tmp_path, fa
         outbox2.stop()
     # The same digest messages, updated in place: the restart posted no second digest.
     assert [m.ts for m in digests(fake_slack, "C0WARN")] == posted
+
+
+def test_a_digest_of_hundreds_of_groups_is_split_into_messages_within_slack_limits_and_cuts_none():
+    from bot import blocks as bk
+    from bot.config import StormPolicy
+    from bot.state import utcnow
+    from commands.alerts.groups import apply_notification
+    from commands.alerts.storm import Storm, render_digest
+
+    now = utcnow()
+    groups = []
+    for i in range(300):
+        a = alert(f"VeryLongAlertNameForTheDigest{i:03d}" + "x" * 60, severity=("critical", "warning")[i % 2],
+                  environment="prod", instance=f"node-{i}")
+        group, _, _ = apply_notification(None, notification([a]), group_id=f"{i:032x}", env="prod", channel="C1",
+                                         notification_id=i, received_at=now)
+        groups.append(group)
+    storm = Storm(id="s" * 32, channel="C1", state="active", started_at=now, last_joined_at=now)
+    messages = render_digest(storm, groups, StormPolicy())
+    assert len(messages) > 1
+    for message in messages:
+        assert bk.fit_blocks(message.blocks) == message.blocks  # nothing for the outbox to cut
+    text = "\n".join(json.dumps(m.blocks) for m in messages)
+    for i in range(300):
+        assert text.count(f"VeryLongAlertNameForTheDigest{i:03d}") == 3  # its line and its two menu options
