@@ -153,6 +153,15 @@ class StormDesk:
         self.runtime = runtime
         self.touched: set[str] = set()
         self._storms: dict[str, Storm | None] = {}
+        self._expected: dict[str, int] = {}
+        self._joined: set[str] = set()
+
+    def expect(self, channel: str | None, posts: int = 1) -> None:
+        """This round is about to post ``posts`` new group messages in ``channel``: they count as
+        waiting already, so a burst that arrives in one round starts the storm before its first
+        message is queued (and the digest, not that message, takes the channel's next slot)."""
+        if channel:
+            self._expected[channel] = self._expected.get(channel, 0) + posts
 
     def policy(self, channel: str) -> StormPolicy:
         return self.runtime.config.alert_storm.for_channel(channel)
@@ -167,16 +176,28 @@ class StormDesk:
         assert channel is not None
         policy = self.policy(channel)
         storm = self._storm(channel)
+        expected = self._expected.get(channel, 1)
+        self._expected[channel] = max(expected - 1, 0)
         if storm is None:
             group.storm_id, group.own_message = None, True
-            if not policy.enabled or self.runtime.messenger.backlog(channel) < policy.threshold_s:
+            waiting = self.runtime.messenger.backlog(channel) + expected
+            if not policy.enabled or waiting <= policy.threshold_s:
                 return True
-            storm = self._start(channel, others)
+            storm = self._start(channel, others, group)
         group.storm_id = storm.id
-        storm.last_joined_at = utcnow()
+        self._joined.add(storm.id)
         self.touched.add(storm.id)
         group.own_message = group.severity in policy.individual
         return group.own_message
+
+    def finish(self) -> None:
+        """After the round's groups are committed: note who joined, and refresh the digests."""
+        if self._joined:
+            t = schema.alert_storms
+            with self.runtime.store.begin() as conn:
+                conn.execute(update(t).where(t.c.id.in_(sorted(self._joined))).values(last_joined_at=utcnow()))
+        for storm_id in sorted(self.touched):
+            refresh(self.runtime, storm_id)
 
     def follow(self, group: AlertGroup) -> None:
         """A group of a storm changed: its digest needs a refresh."""
@@ -188,7 +209,7 @@ class StormDesk:
             self._storms[channel] = active_storm_in(self.runtime, channel)
         return self._storms[channel]
 
-    def _start(self, channel: str, others: Iterable[AlertGroup]) -> Storm:
+    def _start(self, channel: str, others: Iterable[AlertGroup], joining: AlertGroup) -> Storm:
         now = utcnow()
         storm = Storm(id=uuid.uuid4().hex, channel=channel, state="active", started_at=now, last_joined_at=now)
         save_storm(self.runtime, storm)
@@ -217,19 +238,26 @@ class StormDesk:
                     )
         log.warning("alert storm in %s: %d group(s) so far; one digest replaces their messages",
                     channel, len(in_round) + len(stored) + 1)
+        # Queue the digest now, ahead of any message this round is still to post: the round's end
+        # brings it up to date (while it waits, by rewriting it).
+        joining.storm_id = storm.id
+        refresh(self.runtime, storm.id, [*in_round.values(), joining])
         return storm
 
 
 # -- the digest ---------------------------------------------------------------------------------
 
 
-def refresh(runtime: Runtime, storm_id: str) -> None:
+def refresh(runtime: Runtime, storm_id: str, unsaved: Iterable[AlertGroup] = ()) -> None:
     """Bring the storm's digest messages in line with its groups: post parts that do not exist yet,
-    update the ones whose content changed. Call under ``GROUP_LOCK``."""
+    update the ones whose content changed. ``unsaved``: groups of a round not committed yet. Call
+    under ``GROUP_LOCK``."""
     storm = load_storm(runtime, storm_id)
     if storm is None:
         return
-    groups = storm_groups(runtime, storm_id)
+    by_id = {g.id: g for g in storm_groups(runtime, storm_id)}
+    by_id.update({g.id: g for g in unsaved if g.storm_id == storm_id})
+    groups = sort_groups(by_id.values())
     policy = runtime.config.alert_storm.for_channel(storm.channel)
     messages = render_digest(storm, groups, policy)
     messenger = runtime.messenger

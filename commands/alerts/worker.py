@@ -240,6 +240,8 @@ class AlertWorker:
         with GROUP_LOCK:
             self._desk, self._round = StormDesk(runtime), done
             known = load_groups(runtime, [rows[0]["group_id"] for rows in batches])
+            for rows in batches:
+                self._desk.expect(self._new_post_channel(known.get(rows[0]["group_id"]), rows))
             handled: list[list[Any]] = []
             for rows in batches:
                 if not urgent:
@@ -265,13 +267,21 @@ class AlertWorker:
                 if failed:
                     conn.execute(update(t).where(t.c.id.in_(failed)).values(state="failed", processed_at=utcnow()))
             # The digests show the groups as committed just now.
-            for storm_id in sorted(self._desk.touched):
-                refresh(runtime, storm_id)
+            self._desk.finish()
             self._desk, self._round = None, []
         for group in done:
             if stale_acks(group):
                 expire_ack_silences(runtime, group.id, reason="the alerts resolved")
         return len(handled)
+
+    def _new_post_channel(self, group: AlertGroup | None, rows: list[Any]) -> str | None:
+        """The channel a batch will post a new group message in, if it starts a group or an episode."""
+        firing = any(a["status"] == "firing" for r in rows for a in r["payload"]["alerts"])
+        if group is not None and not (group.status == "resolved" and firing):
+            return None
+        env_name = rows[0]["environment"]
+        env = self.runtime.config.environments.get(env_name) if env_name else None
+        return channel_for(self.runtime.config, env, highest_severity(r["severity"] for r in rows))
 
     def _fold(self, group: AlertGroup | None, rows: list[Any]) -> AlertGroup:
         runtime = self.runtime
