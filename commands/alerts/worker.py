@@ -409,8 +409,9 @@ class AlertWorker:
                     continue
                 group.own_message = True
                 self.runtime.messenger.post(
+                    # Its own key: a post taken back when the storm began holds the usual one.
                     group.channel, render_group(group), ref=group.ref,
-                    dedupe_key=f"alert-post:{group.id}:{group.episode}", priority=group.priority,
+                    dedupe_key=f"alert-post:{group.id}:{group.episode}:after-storm", priority=group.priority,
                 )
                 with self.runtime.store.begin() as conn:
                     save_group(conn, group)

@@ -236,3 +236,29 @@ def test_a_digest_of_hundreds_of_groups_is_split_into_messages_within_slack_limi
     text = "\n".join(json.dumps(m.blocks) for m in messages)
     for i in range(300):
         assert text.count(f"VeryLongAlertNameForTheDigest{i:03d}") == 3  # its line and its two menu options
+
+
+def test_with_post_rest_the_other_groups_get_their_own_messages_once_the_queue_has_drained(tmp_path, fake_slack):
+    from tests.commands.alerts.helpers import config_dict
+
+    config = config_dict()
+    config["alert_storm"] = {"post_rest": True}
+    runtime, outbox = make_runtime(tmp_path / "data", fake_slack.api_url, config=config)
+    worker = AlertWorker(runtime, poll_interval=0.05)
+    names = [f"Rest{i:02d}" for i in range(8)]
+    for name in names:
+        deliver(runtime, notification([alert(name, severity="warning", environment="prod")]))
+    worker.run_once()  # one round: the burst starts the storm before any message is queued
+    outbox.start()
+    worker.start()
+    try:
+        wait_for(lambda: all(n in digest_text(fake_slack, "C0WARN") for n in names), timeout=20)
+        wait_for(lambda: {m.text.split("] ")[1].split(" ")[0] for m in group_messages(fake_slack, "C0WARN")}
+                 == set(names), timeout=40)
+    finally:
+        worker.stop()
+        outbox.stop()
+    # The digest came first; the groups followed one by one, each once.
+    texts = [m.text for m in fake_slack.messages("C0WARN")]
+    assert texts[0].startswith("[ALERT STORM")
+    assert len(texts) == 1 + len(names)
