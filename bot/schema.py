@@ -78,6 +78,9 @@ outbox = Table(
     Column("not_before", DateTime(timezone=True), nullable=False),
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Higher goes first within a channel (a critical alert before a queue of warnings); equal
+    # priorities keep their order. Added by 0007_outbox_priority.
+    Column("priority", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_outbox_pending", "state", "channel", "id"),
 )
 
@@ -157,7 +160,7 @@ approval_votes = Table(
 )
 
 
-# Alertmanager webhook deliveries (bot/alerting.py), stored before the webhook is answered; the
+# Alertmanager webhook deliveries (commands/alerts/), stored before the webhook is answered; the
 # dedupe key makes a re-delivered notification a no-op. The worker turns pending rows into messages.
 alert_notifications = Table(
     "alert_notifications",
@@ -199,7 +202,29 @@ alert_groups = Table(
     Column("acked_at", DateTime(timezone=True)),
     Column("silences", JSON, nullable=False),  # [{id, kind: ack|timed, by, until, state}]
     Column("last_notification_id", Integer, nullable=False),
+    # The storm digest that lists the group (commands/alerts/storm.py), and whether the group has a
+    # message of its own (during a storm only some severities get one). Added by 0008_alert_storms.
+    Column("storm_id", String(32)),
+    Column("own_message", Integer, nullable=False, default=1, server_default="1"),
     Index("ix_alert_groups_status", "status", "environment"),
+)
+
+# One row per alert storm in a channel: the digest messages (refs, in order) that show its groups,
+# a hash of what each was last rendered with (so unchanged parts are not updated), and Silence-all
+# presses for the closing summary.
+alert_storms = Table(
+    "alert_storms",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # active | ended
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("last_joined_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("parts", JSON, nullable=False),
+    Column("rendered", JSON, nullable=False),
+    Column("silenced_all", JSON, nullable=False),  # [{by, at, groups}]
+    Index("ix_alert_storms_channel", "channel", "state"),
 )
 
 
@@ -225,4 +250,3 @@ backups = Table(
     Column("error", Text),
     Index("ix_backups_env_created", "environment", "created_at"),
 )
-

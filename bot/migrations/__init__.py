@@ -26,8 +26,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("milvus_chatops.state")
 
 HERE = Path(__file__).resolve().parent
-# The hand-written runner's step ids, in order; revisions 0001-0006 carry the same ids.
-LEGACY_STEPS = ("0001_core", "0002_outbox", "0003_job_runs", "0004_approvals", "0005_alerts", "0006_backups")
+# The hand-written runner's step ids, in order; the first revisions carry the same ids. (0007 and
+# 0008 never shipped under the old runner, but databases made from main between them have them.)
+LEGACY_STEPS = (
+    "0001_core", "0002_outbox", "0003_job_runs", "0004_approvals", "0005_alerts", "0006_backups",
+    "0007_outbox_priority", "0008_alert_storms",
+)  # fmt: skip
 # Any constant shared by every replica; PostgreSQL advisory locks are keyed by a bigint.
 _PG_LOCK_KEY = 0x6D696C767573  # "milvus"
 
@@ -56,21 +60,23 @@ def current(connection: Connection) -> str | None:
     return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def upgrade(engine: Engine) -> list[str]:
-    """Apply every pending revision; returns the ids applied now, oldest first."""
+def upgrade(engine: Engine, target: str = "head") -> list[str]:
+    """Apply every pending revision up to ``target``; returns the ids applied now, oldest first.
+    (A target other than head is for tests that need a database as an older release left it.)"""
     from alembic import command
 
     # Alembic narrates each plugin and step at INFO; one line of ours below says what was applied.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     every = revisions()
+    goal = every[-1] if target == "head" else target
     with _locked(engine) as conn:
         before = current(conn)
         if before is None:
             before = _adopt_legacy(conn)
-        if before == every[-1]:
+        if before == goal:
             return []
-        command.upgrade(alembic_config(conn), "head")
-    applied = every[every.index(before) + 1 :] if before else every
+        command.upgrade(alembic_config(conn), goal)
+    applied = every[every.index(before) + 1 if before else 0 : every.index(goal) + 1]
     log.info("state store upgraded: %s", ", ".join(applied))
     return applied
 

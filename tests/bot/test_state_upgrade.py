@@ -63,7 +63,7 @@ def test_the_previous_release_database_is_recognised_upgraded_and_keeps_its_data
     upgrade = cli("db", "upgrade", data_dir=tmp_path, env={"MILVUS_CHATOPS_DATABASE_URL": db_url})
     assert upgrade.returncode == 0, upgrade.stderr
     # Recognised at the old runner's last step: only what came after it runs, no table is re-created.
-    assert "applied 0007_retire_runner;" in upgrade.stdout
+    assert "applied 0007_outbox_priority, 0008_alert_storms, 0009_retire_runner;" in upgrade.stdout
     assert "0001_core" not in upgrade.stdout
 
     store = Store(db_url)
@@ -73,12 +73,17 @@ def test_the_previous_release_database_is_recognised_upgraded_and_keeps_its_data
         counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in schema.metadata.tables}
         pending = conn.execute(text("SELECT state, title FROM approval_requests WHERE id = 'ap-old-1'")).one()
         backup = conn.execute(text("SELECT rows, bytes, collections FROM backups")).one()
+        # Columns added since take the values that mean "as before" for the rows already there.
+        queued = conn.execute(text("SELECT priority, state FROM outbox")).one()
+        group = conn.execute(text("SELECT own_message, storm_id FROM alert_groups")).one()
     assert counts == {
         "audit_log": 2, "claims": 1, "locks": 1, "kv": 1, "outbox": 1, "message_refs": 1, "job_runs": 1,
         "approval_requests": 1, "approval_votes": 1, "alert_notifications": 1, "alert_groups": 1, "backups": 1,
+        "alert_storms": 0,
     }
     assert tuple(pending) == ("pending", "Deploy Milvus 2.4.14 to prod")
     assert backup[0] == 1000 and backup[1] == 48_128
+    assert tuple(queued) == (0, "pending") and tuple(group) == (1, None)
     assert store.kv_get("alerts", "muted:prod") == {"until": "2026-11-21"}
     store.engine.dispose()
 
@@ -109,6 +114,6 @@ def test_replicas_starting_together_apply_each_revision_once(db_url):
     for t in threads:
         t.join(60)
     assert errors == []
-    assert sorted(applied) == [[], [], [], ["0007_retire_runner"]]
+    assert sorted(applied) == [[], [], [], ["0007_outbox_priority", "0008_alert_storms", "0009_retire_runner"]]
     for store in stores:
         store.engine.dispose()

@@ -1,14 +1,14 @@
 """Drop the table of the hand-written runner that Alembic replaced.
 
-Revision ID: 0007_retire_runner
-Revises: 0006_backups
+Revision ID: 0009_retire_runner
+Revises: 0008_alert_storms
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_retire_runner"
-down_revision = "0006_backups"
+revision = "0009_retire_runner"
+down_revision = "0008_alert_storms"
 branch_labels = None
 depends_on = None
 
