@@ -7,6 +7,8 @@ back through the request's ``response_url``; channel messages go through the out
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -24,6 +26,100 @@ log = logging.getLogger("milvus_chatops.slack")
 PROGRESS_INTERVAL_S = 5.0
 PROGRESS_MAX_POSTS = 3  # response_url takes 5 posts; keep room for the final reply
 WORKERS = 16  # handlers block on I/O (backups, rollouts) for minutes; threads waiting are cheap
+
+
+SIGNATURE_WINDOW_S = 300  # Slack's documented replay window for X-Slack-Request-Timestamp
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+
+
+class ReplayGuard:
+    """Each signed request is accepted once.
+
+    A signature is an HMAC of the timestamp and the body, so an identical copy (a captured request
+    sent again inside the 5-minute window) carries the same one. It is claimed in the state store, so
+    replicas sharing a store refuse a copy sent to another replica; memory catches copies to this
+    replica even while the store cannot be written. Claims older than the window can never match a
+    fresh timestamp again and are swept.
+    """
+
+    def __init__(self, store: Any, window_s: float = SIGNATURE_WINDOW_S) -> None:
+        self.store = store
+        self.keep_s = 2 * window_s  # a timestamp up to one window ahead stays valid for two
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = 0.0
+
+    def first_time(self, signature: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if self._seen.get(signature, 0.0) > now:
+                return False
+            self._seen[signature] = now + self.keep_s
+            sweep = now >= self._next_sweep
+            if sweep:
+                self._next_sweep = now + 60
+                self._seen = {k: v for k, v in self._seen.items() if v > now}
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            if sweep:
+                self._sweep_store()
+            return self.store.claim(f"slack-request:{signature}", "slack")
+        except SQLAlchemyError:
+            log.warning("replay check could not write the state store; only this replica's memory applies")
+            return True
+
+    def _sweep_store(self) -> None:
+        import datetime as dt
+
+        from sqlalchemy import delete
+
+        from bot import schema
+        from bot.state import utcnow
+
+        claims = schema.claims
+        cutoff = utcnow() - dt.timedelta(seconds=self.keep_s)
+        with self.store.begin() as conn:
+            conn.execute(delete(claims).where(claims.c.key.like("slack-request:%"), claims.c.claimed_at < cutoff))
+
+
+class SlackRequestGuard:
+    """Slack's v0 request signing, checked before Bolt sees a request (so Bolt's own check, which logs
+    the whole body of a refused request, never runs), plus the replay check Slack leaves to apps."""
+
+    def __init__(self, signing_secret: str, replay: ReplayGuard, window_s: float = SIGNATURE_WINDOW_S) -> None:
+        self._secret = signing_secret.encode()
+        self.replay = replay
+        self.window_s = window_s
+
+    def check_headers(self, headers: Any) -> str | None:
+        """A reason to refuse from the headers alone, so a body that cannot be genuine is never read."""
+        timestamp = headers.get("x-slack-request-timestamp") or ""
+        signature = headers.get("x-slack-signature") or ""
+        if not timestamp or not signature:
+            return "no Slack signature"
+        if not _TIMESTAMP.fullmatch(timestamp):
+            return "malformed X-Slack-Request-Timestamp"
+        if abs(time.time() - int(timestamp)) > self.window_s:
+            return "timestamp outside the 5-minute window"
+        if not _SIGNATURE.fullmatch(signature):
+            return "malformed X-Slack-Signature"
+        return None
+
+    def verify(self, headers: Any, body: bytes) -> str | None:
+        """None when the request is genuine and seen for the first time, else why it is refused."""
+        refusal = self.check_headers(headers)
+        if refusal:
+            return refusal
+        timestamp, signature = headers["x-slack-request-timestamp"], headers["x-slack-signature"]
+        base = b"v0:" + timestamp.encode() + b":" + body
+        expected = "v0=" + hmac.new(self._secret, base, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            return "invalid signature"
+        if not self.replay.first_time(signature):
+            return "replayed request (this signature was already used)"
+        return None
 
 
 class SlackGroupDirectory(GroupDirectory):
@@ -154,6 +250,9 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         token_verification_enabled=False,
+        # SlackRequestGuard checks signature, window and replays before the body reaches Bolt (HTTP);
+        # Socket Mode requests come over Slack's authenticated connection and are not signed.
+        request_verification_enabled=False,
         # Listeners only ack and hand over to `work`, so run them inline: Bolt's other mode hops to a
         # thread and polls for the ack every 10 ms, which capped acks at ~190/s on two cores.
         process_before_response=True,
