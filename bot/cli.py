@@ -91,7 +91,12 @@ def _local(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
             Console(dispatcher, messenger, user).loop()
             return 0
         outcome = dispatcher.run_command(
-            args.command, runtime.identity(user), channel="cli", progress=lambda t: print(f"… {t}", file=sys.stderr)
+            args.command,
+            runtime.identity(user),
+            channel="cli",
+            progress=lambda t: print(f"… {t}", file=sys.stderr),
+            # Whoever runs this has a shell, not a Slack session: `--user` is a claim, and the row says so.
+            kind="cli",
         )
         if args.json:
             print(json.dumps(reply_payload(outcome.reply), default=str))

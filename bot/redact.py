@@ -13,29 +13,43 @@ MASK = "***"
 TOKEN_SHAPES = re.compile(
     r"\b(?:xox[abposr]-[A-Za-z0-9-]{8,}|xapp-[A-Za-z0-9-]{8,}|(?:AKIA|ASIA)[A-Z0-9]{16})\b"
 )
-# ``password=x``, ``--token x``, ``auth.secret: x`` inside free text (a command line, a log message).
-_KEY_VALUE = re.compile(
-    r"(?P<key>[\w.\-]*(?:pass(?:word)?|secret|token|credential|api[_-]?key|access[_-]?key|private)[\w.\-]*)"
-    r"(?P<sep>\s*[=:]\s*|\s+)(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&]+)",
-    re.I,
-)
+_SPACES = re.compile(r"(\s+)")
 
 
 def redact_text(text: str, known_secrets: Iterable[str] = ()) -> str:
-    """Mask known secret values, token-shaped strings and values given to secret-looking keys."""
+    """Mask known secret values, token-shaped strings and values given to secret-looking keys
+    (``password=x``, ``auth.secret: x``, ``--token x``) inside free text such as a command line.
+
+    Word by word, so the cost stays linear in the text, however long and however hostile."""
     for secret in known_secrets:
         if secret and secret in text:
             text = text.replace(secret, MASK)
     text = TOKEN_SHAPES.sub(MASK, text)
-    return _KEY_VALUE.sub(_mask_value, text)
+    parts = _SPACES.split(text)
+    mask_next = False
+    for index in range(0, len(parts), 2):  # words at even indexes, the spaces between them at odd ones
+        word = parts[index]
+        if not word:
+            continue
+        if mask_next:
+            parts[index], mask_next = MASK, False
+            continue
+        key, sep, value = _split_pair(word)
+        if sep and SECRET_KEY.search(key):
+            if value:
+                parts[index] = f"{key}{sep}{MASK}"
+            else:
+                mask_next = True  # "password: x" or "--token=" followed by the value
+        elif word.startswith("-") and SECRET_KEY.search(word):
+            mask_next = True  # "--token x"
+    return "".join(parts)
 
 
-def _mask_value(match: re.Match[str]) -> str:
-    if match.group("sep").isspace() and not match.group("key").startswith("-"):
-        return match.group(0)  # "the token expired": a word followed by another word, not a flag and value
-    if match.group("value") == MASK:
-        return match.group(0)
-    return f"{match.group('key')}{match.group('sep')}{MASK}"
+def _split_pair(word: str) -> tuple[str, str, str]:
+    cut = min((i for i in (word.find("="), word.find(":")) if i > 0), default=-1)
+    if cut < 0:
+        return word, "", ""
+    return word[:cut], word[cut], word[cut + 1 :]
 
 
 def redact(value: Any, known_secrets: list[str] | tuple[str, ...] = ()) -> Any:
