@@ -86,6 +86,19 @@ class Dispatcher:
         self._audit(name, kind, user, env_name, arguments, "ok", None, None, channel, started, row)
         return Outcome(reply, 0)
 
+    def environment_of(self, text: str) -> str | None:
+        """The configured environment a command line would act on, found without running it, so the
+        transport can queue it with that environment's work; None when it names none (or no valid one)."""
+        try:
+            tokens = tokenize(_strip_command_word(text)) or ["help"]
+            spec, rest = self.registry.resolve(tokens)
+            if spec is None or not spec.targets_env:
+                return None
+            env = self._environment_for(spec, parse_args(spec.name, spec.args, rest))
+            return env.name if env else None
+        except ChatOpsError:
+            return None  # the command will fail the same way when it runs, with the user's message
+
     def _unknown(self, word: str) -> UsageError:
         names = sorted({n.split()[0] for n in self.registry.commands})
         guess = closest(word.lower(), names)

@@ -25,7 +25,62 @@ log = logging.getLogger("milvus_chatops.slack")
 
 PROGRESS_INTERVAL_S = 5.0
 PROGRESS_MAX_POSTS = 3  # response_url takes 5 posts; keep room for the final reply
-WORKERS = 16  # handlers block on I/O (backups, rollouts) for minutes; threads waiting are cheap
+# Handlers block on I/O (backups, rollouts, a cluster that does not answer) for minutes. Each
+# environment gets its own workers and its own bounded queue, so a hung cluster ties up only its own
+# lane: commands for other environments, and those that name none (help, whoami), never wait for it.
+ENV_WORKERS = 4
+ENV_WAITING = 16
+GENERAL_WORKERS = 8
+GENERAL_WAITING = 64
+GENERAL_LANE = ""
+
+
+class Lane:
+    """A bounded queue with its own threads: at most ``workers`` running and ``waiting`` queued."""
+
+    def __init__(self, name: str, workers: int, waiting: int) -> None:
+        self.name = name
+        self.capacity = workers + waiting
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"lane-{name or 'general'}")
+        self._lock = threading.Lock()
+        self.load = 0  # running plus waiting
+
+    def submit(self, fn: Any, *args: Any) -> bool:
+        """Queue ``fn(*args)``; False (and nothing queued) when the lane is full."""
+        with self._lock:
+            if self.load >= self.capacity:
+                return False
+            self.load += 1
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("background handler failed")
+            finally:
+                with self._lock:
+                    self.load -= 1
+
+        self._pool.submit(run)
+        return True
+
+
+class Lanes:
+    def __init__(self, environments: Any) -> None:
+        self.lanes = {name: Lane(name, ENV_WORKERS, ENV_WAITING) for name in environments}
+        self.lanes[GENERAL_LANE] = Lane(GENERAL_LANE, GENERAL_WORKERS, GENERAL_WAITING)
+
+    def lane(self, environment: str | None) -> Lane:
+        # Names nobody configured share the general lane: user text must not be able to create lanes.
+        return self.lanes.get(environment or GENERAL_LANE) or self.lanes[GENERAL_LANE]
+
+
+def busy_text(lane: Lane) -> str:
+    where = f"Environment `{lane.name}`" if lane.name else "The bot"
+    return (
+        f":hourglass: {where} is busy: {lane.load} requests are already running or waiting there, so this "
+        "one was not started. Try again in a minute."
+    )
 
 
 SIGNATURE_WINDOW_S = 300  # Slack's documented replay window for X-Slack-Request-Timestamp
@@ -205,6 +260,22 @@ def _send_reply(
         runtime.messenger.upload(channel, reply.files, comment=fit_text(reply.text)[:200])
 
 
+def _notify_busy(respond: Any, text: str) -> None:
+    try:
+        respond(text=text, response_type="ephemeral", replace_original=False)
+    except Exception:
+        log.warning("could not tell the user that their request was refused as busy", exc_info=True)
+
+
+def _dm(client: Any, user_id: str) -> Any:
+    """A ``respond``-like callable for a modal, which has no response_url: a direct message."""
+
+    def respond(text: str, **_: Any) -> None:
+        client.chat_postMessage(channel=user_id, text=text)
+
+    return respond
+
+
 def _decode_value(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
@@ -233,18 +304,16 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
 
     settings = runtime.settings
     assert settings.slack_signing_secret is not None
-    # Handlers run here, not in Bolt's listener threads: a listener only acks and hands over, so a
+    # Handlers run in lanes, not in Bolt's listener threads: a listener only acks and hands over, so a
     # burst of slow commands (a status against a busy Milvus) can never delay the next ack past 3 s.
-    work = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="handler")
+    lanes = Lanes(runtime.config.environments)
+    notices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="busy-notice")
 
-    def in_background(fn: Any, *args: Any) -> None:
-        def run() -> None:
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("background handler failed")
-
-        work.submit(run)
+    def in_lane(environment: Any, respond: Any, fn: Any, *args: Any) -> None:
+        lane = lanes.lane(environment if isinstance(environment, str) else None)
+        if not lane.submit(fn, *args):
+            log.warning("lane %s is full (%d); refused a request", lane.name or "general", lane.load)
+            notices.submit(_notify_busy, respond, busy_text(lane))
 
     app = App(
         client=client,
@@ -261,8 +330,12 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
 
     @app.command("/milvus")
     def on_command(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
-        ack()
-        in_background(run_command, body, respond, client)
+        lane = lanes.lane(dispatcher.environment_of(body.get("text", "")))
+        if lane.submit(run_command, body, respond, client):
+            ack()
+        else:
+            log.warning("lane %s is full (%d); refused a slash command", lane.name or "general", lane.load)
+            ack(text=busy_text(lane))  # the acknowledgement itself says so: nothing else to wait for
 
     def run_command(body: dict[str, Any], respond: Any, client: Any) -> None:
         user = runtime.identity(body["user_id"])
@@ -279,7 +352,8 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
     @app.action(re.compile(r"^(?!link).*"))
     def on_action(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
         ack()
-        in_background(run_actions, body, respond, client)
+        values = [_decode_value(a.get("value")).get("env") for a in body.get("actions", [])]
+        in_lane(values[0] if values else None, respond, run_actions, body, respond, client)
 
     def run_actions(body: dict[str, Any], respond: Any, client: Any) -> None:
         user = runtime.identity(body["user"]["id"])
@@ -304,7 +378,9 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
     @app.view(re.compile(".*"))
     def on_view(ack: Any, body: dict[str, Any], view: dict[str, Any], client: Any) -> None:
         ack()
-        in_background(run_view, body, view, client)
+        metadata = _decode_value(view.get("private_metadata"))
+        notify = _dm(client, body["user"]["id"])
+        in_lane(metadata.get("env"), notify, run_view, body, view, client)
 
     def run_view(body: dict[str, Any], view: dict[str, Any], client: Any) -> None:
         user = runtime.identity(body["user"]["id"])
