@@ -8,13 +8,16 @@ back through the request's ``response_url``; channel messages go through the out
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
+import itertools
 import json
 import logging
 import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.blocks import fit_blocks, fit_text
@@ -73,6 +76,93 @@ class Lanes:
     def lane(self, environment: str | None) -> Lane:
         # Names nobody configured share the general lane: user text must not be able to create lanes.
         return self.lanes.get(environment or GENERAL_LANE) or self.lanes[GENERAL_LANE]
+
+
+# Slack accepts posts to a response_url for 30 minutes; retrying longer cannot succeed.
+RESPONSE_URL_LIFETIME_S = 30 * 60
+MAX_RESPONSE_BACKOFF_S = 60.0
+
+
+@dataclass(order=True)
+class _Retry:
+    due: float
+    seq: int
+    respond: Any = field(compare=False)
+    message: dict[str, Any] = field(compare=False)
+    deadline: float = field(compare=False)
+    attempts: int = field(compare=False, default=0)
+
+
+class ResponseSender:
+    """Replies through a request's ``response_url``, retried until they land or the URL expires.
+
+    Slack answers 429 (with Retry-After) and 5xx there too; Bolt's ``respond`` returns those answers
+    without raising, so an unchecked call lost the reply without a trace. The first attempt is made in
+    the caller's thread (the usual case costs nothing extra); retries wait in one background thread,
+    not in a worker of the environment's lane. Every retry and every give-up is logged. Retries live in
+    memory: a restart in the middle drops them (the audit row of the command is written regardless).
+    """
+
+    def __init__(self, lifetime_s: float = RESPONSE_URL_LIFETIME_S) -> None:
+        self.lifetime_s = lifetime_s
+        self._queue: list[_Retry] = []
+        self._cond = threading.Condition()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def send(self, respond: Any, **message: Any) -> None:
+        now = time.monotonic()
+        self._attempt(_Retry(now, next(self._seq), respond, message, now + self.lifetime_s))
+
+    def _attempt(self, retry: _Retry) -> None:
+        retry.attempts += 1
+        delay, reason = self._post(retry)
+        if delay is None:
+            return
+        if time.monotonic() + delay > retry.deadline:
+            log.error("reply via response_url given up after %d attempts (%s): the URL has expired", retry.attempts,
+                      reason)
+            return
+        log.warning("reply via response_url failed (%s); attempt %d, retrying in %.0f s", reason, retry.attempts, delay)
+        retry.due = time.monotonic() + delay
+        with self._cond:
+            heapq.heappush(self._queue, retry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="response-retries", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    @staticmethod
+    def _post(retry: _Retry) -> tuple[float | None, str]:
+        """(seconds until the next try, why) or (None, "") when done, delivered or not retryable."""
+        from bot.outbox import header_value, retry_after_seconds
+
+        backoff = min(MAX_RESPONSE_BACKOFF_S, 2.0 ** (retry.attempts - 1))
+        try:
+            response = retry.respond(**retry.message)
+        except Exception as exc:  # refused connection, timeout: Slack may be back in a moment
+            return backoff, type(exc).__name__
+        status = int(getattr(response, "status_code", 200) or 200)
+        if status < 300:
+            return None, ""
+        if status == 429:
+            return retry_after_seconds(header_value(getattr(response, "headers", {}), "Retry-After")), "HTTP 429"
+        if status >= 500:
+            return backoff, f"HTTP {status}"
+        body = str(getattr(response, "body", ""))[:100]
+        log.warning("reply via response_url refused with HTTP %d (%s); not retried", status, body)
+        return None, ""
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue or self._queue[0].due > time.monotonic():
+                    self._cond.wait(timeout=(self._queue[0].due - time.monotonic()) if self._queue else None)
+                retry = heapq.heappop(self._queue)
+            try:
+                self._attempt(retry)
+            except Exception:
+                log.exception("retrying a reply via response_url failed")
 
 
 def busy_text(lane: Lane) -> str:
@@ -234,6 +324,7 @@ class ResponseProgress:
 
 def _send_reply(
     runtime: Runtime,
+    sender: ResponseSender,
     outcome: Outcome,
     respond: Any,
     client: Any,
@@ -250,7 +341,8 @@ def _send_reply(
         client.views_open(trigger_id=trigger_id, view=modal)
         if not reply.text:
             return
-    respond(
+    sender.send(
+        respond,
         text=fit_text(reply.text),
         blocks=fit_blocks(reply.blocks) or None,
         response_type=reply.response_type,
@@ -260,11 +352,6 @@ def _send_reply(
         runtime.messenger.upload(channel, reply.files, comment=fit_text(reply.text)[:200])
 
 
-def _notify_busy(respond: Any, text: str) -> None:
-    try:
-        respond(text=text, response_type="ephemeral", replace_original=False)
-    except Exception:
-        log.warning("could not tell the user that their request was refused as busy", exc_info=True)
 
 
 def _dm(client: Any, user_id: str) -> Any:
@@ -307,13 +394,14 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
     # Handlers run in lanes, not in Bolt's listener threads: a listener only acks and hands over, so a
     # burst of slow commands (a status against a busy Milvus) can never delay the next ack past 3 s.
     lanes = Lanes(runtime.config.environments)
+    sender = ResponseSender()
     notices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="busy-notice")
 
     def in_lane(environment: Any, respond: Any, fn: Any, *args: Any) -> None:
         lane = lanes.lane(environment if isinstance(environment, str) else None)
         if not lane.submit(fn, *args):
             log.warning("lane %s is full (%d); refused a request", lane.name or "general", lane.load)
-            notices.submit(_notify_busy, respond, busy_text(lane))
+            notices.submit(sender.send, respond, text=busy_text(lane), response_type="ephemeral")
 
     app = App(
         client=client,
@@ -347,7 +435,7 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
             progress=ResponseProgress(respond),
             trigger_id=body.get("trigger_id"),
         )
-        _send_reply(runtime, outcome, respond, client, channel, body.get("trigger_id"), replace=False)
+        _send_reply(runtime, sender, outcome, respond, client, channel, body.get("trigger_id"), replace=False)
 
     @app.action(re.compile(r"^(?!link).*"))
     def on_action(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
@@ -369,7 +457,7 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
                 progress=ResponseProgress(respond),
                 trigger_id=body.get("trigger_id"),
             )
-            _send_reply(runtime, outcome, respond, client, channel, body.get("trigger_id"), replace=False)
+            _send_reply(runtime, sender, outcome, respond, client, channel, body.get("trigger_id"), replace=False)
 
     @app.action(re.compile(r"^link"))
     def on_link(ack: Any) -> None:
