@@ -150,7 +150,8 @@ def build_asgi(service: Service) -> Any:
         if refusal is not None:
             # Who and why, never the body: it is the attacker's text, and may be large.
             log.info("refused %s from %s: %s", request.url.path, _client(request), refusal)
-            return PlainTextResponse(refusal, 401)
+            # Close rather than drain whatever body the client is still sending.
+            return PlainTextResponse(refusal, 401, headers={"Connection": "close"})
         if _json_too_deep(request, body):
             return PlainTextResponse(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", 400)
         # Bolt's dispatch waits for ack(); keep it off the event loop. The signature is checked above.

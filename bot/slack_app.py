@@ -31,8 +31,8 @@ PROGRESS_MAX_POSTS = 3  # response_url takes 5 posts; keep room for the final re
 # Handlers block on I/O (backups, rollouts, a cluster that does not answer) for minutes. Each
 # environment gets its own workers and its own bounded queue, so a hung cluster ties up only its own
 # lane: commands for other environments, and those that name none (help, whoami), never wait for it.
-ENV_WORKERS = 4
-ENV_WAITING = 16
+ENV_WORKERS = 8
+ENV_WAITING = 64
 GENERAL_WORKERS = 8
 GENERAL_WAITING = 64
 GENERAL_LANE = ""
@@ -182,20 +182,30 @@ class ReplayGuard:
     """Each signed request is accepted once.
 
     A signature is an HMAC of the timestamp and the body, so an identical copy (a captured request
-    sent again inside the 5-minute window) carries the same one. It is claimed in the state store, so
-    replicas sharing a store refuse a copy sent to another replica; memory catches copies to this
-    replica even while the store cannot be written. Claims older than the window can never match a
-    fresh timestamp again and are swept.
+    sent again inside the 5-minute window) carries the same one. Signatures seen are remembered for as
+    long as their timestamp is acceptable:
+
+    - on a shared store (PostgreSQL, the only way to run several replicas) each is claimed there too,
+      so a copy sent to another replica is refused; claims older than the window are swept;
+    - on SQLite (one replica) memory is enough, and a claim per request would cost an fsync on the
+      request path (SQLite commits with synchronous=FULL; at 100 commands a second that write lock,
+      shared with the audit log, made acks take seconds). What a restart forgets is covered by
+      refusing requests signed before this process started: Slack sends at once, so the only such
+      requests are copies.
     """
 
     def __init__(self, store: Any, window_s: float = SIGNATURE_WINDOW_S) -> None:
         self.store = store
+        self.shared = not str(store.url).startswith("sqlite")
+        self.started = int(time.time())
         self.keep_s = 2 * window_s  # a timestamp up to one window ahead stays valid for two
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
         self._next_sweep = 0.0
 
-    def first_time(self, signature: str) -> bool:
+    def first_time(self, signature: str, timestamp: int) -> bool:
+        if not self.shared and timestamp < self.started:
+            return False
         now = time.monotonic()
         with self._lock:
             if self._seen.get(signature, 0.0) > now:
@@ -205,12 +215,14 @@ class ReplayGuard:
             if sweep:
                 self._next_sweep = now + 60
                 self._seen = {k: v for k, v in self._seen.items() if v > now}
+        if not self.shared:
+            return True
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
             if sweep:
                 self._sweep_store()
-            return self.store.claim(f"slack-request:{signature}", "slack")
+            return bool(self.store.claim(f"slack-request:{signature}", "slack"))
         except SQLAlchemyError:
             log.warning("replay check could not write the state store; only this replica's memory applies")
             return True
@@ -262,7 +274,7 @@ class SlackRequestGuard:
         expected = "v0=" + hmac.new(self._secret, base, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature):
             return "invalid signature"
-        if not self.replay.first_time(signature):
+        if not self.replay.first_time(signature, int(timestamp)):
             return "replayed request (this signature was already used)"
         return None
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from urllib.parse import urlparse
 
 import pytest
 
 from tests.support.bot_server import BOT_TOKEN, SIGNING_SECRET, WEBHOOK_TOKEN, BotServer
 from tests.support.slack_signing import sign, slash_command_body
+from tests.support.wait import wait_for
 
 ADMIN = "ULOCALOPERATOR"  # the embedded default's admin
 
@@ -93,8 +95,8 @@ def test_a_replayed_slash_command_runs_once(bot, fake_slack):
     assert len(fake_slack.responses("once")) == 1
 
 
-def test_a_replay_sent_to_another_replica_sharing_the_store_is_refused(bot_server, fake_slack, tmp_path):
-    shared = {"MILVUS_CHATOPS_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}"}
+def test_a_replay_sent_to_another_replica_sharing_the_store_is_refused(bot_server, fake_slack, postgres_url):
+    shared = {"MILVUS_CHATOPS_DATABASE_URL": postgres_url}
     one = bot_server(env=shared)
     two = bot_server(env=shared)
     body = slash_command_body("whoami", user_id=ADMIN, response_url=fake_slack.response_url("r"))
@@ -102,6 +104,19 @@ def test_a_replay_sent_to_another_replica_sharing_the_store_is_refused(bot_serve
     assert one.slack.post(body, timestamp=timestamp).status_code == 200
     assert two.slack.post(body, timestamp=timestamp).status_code == 401
     fake_slack.wait_for_response("r")
+
+
+def test_a_request_signed_before_a_restart_is_not_run_again_after_it(bot_server, fake_slack, tmp_path):
+    # SQLite means one replica, which remembers signatures in memory; a restart must not reopen the window.
+    server = bot_server()
+    body = slash_command_body("whoami", user_id=ADMIN, response_url=fake_slack.response_url("before"))
+    timestamp = sign(body, SIGNING_SECRET)["X-Slack-Request-Timestamp"]
+    assert server.slack.post(body, timestamp=timestamp).status_code == 200
+    fake_slack.wait_for_response("before")
+    wait_for(lambda: int(time.time()) > int(timestamp), timeout=5)  # the restart happens in a later second
+    server.restart()
+    assert server.slack.post(body, timestamp=timestamp).status_code == 401
+    assert server.slack.slash_command("whoami", user_id=ADMIN).status_code == 200  # fresh ones still run
 
 
 def nested(depth: int) -> bytes:
