@@ -139,24 +139,26 @@ def build_asgi(service: Service) -> Any:
 
         guard = service.slack_guard
         # Headers first: a request without a fresh signature is refused before a byte of its body is read.
-        body = b""
         refusal = guard.check_headers(request.headers)
-        if refusal is None:
-            capped = await read_capped(request, MAX_SLACK_BODY_BYTES)
-            if capped is None:
-                return _too_large(request, MAX_SLACK_BODY_BYTES)
-            body = capped
-            refusal = await run_in_threadpool(guard.verify, request.headers, body)
         if refusal is not None:
-            # Who and why, never the body: it is the attacker's text, and may be large.
-            log.info("refused %s from %s: %s", request.url.path, _client(request), refusal)
-            # Close rather than drain whatever body the client is still sending.
-            return PlainTextResponse(refusal, 401, headers={"Connection": "close"})
-        if _json_too_deep(request, body):
-            return PlainTextResponse(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", 400)
-        # Bolt's dispatch waits for ack(); keep it off the event loop. The signature is checked above.
-        bolt_response = await run_in_threadpool(service.bolt.dispatch, to_bolt_request(request, body))
-        return to_starlette_response(bolt_response)
+            return _unauthorized(request, refusal)
+        body = await read_capped(request, MAX_SLACK_BODY_BYTES)
+        if body is None:
+            return _too_large(request, MAX_SLACK_BODY_BYTES)
+        def verify_and_dispatch() -> Any:
+            # One trip to a worker thread for all of it: the replay check may write the state store, the
+            # depth scan is linear in the body, and Bolt's dispatch waits for ack(); none of it may hold
+            # up the event loop, and only a signed request gets past the first step.
+            refused = guard.verify(request.headers, body)
+            if refused is not None:
+                return _unauthorized(request, refused)
+            if _json_too_deep(request, body):
+                return PlainTextResponse(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", 400)
+            # Bolt parses the body when the request is built: only now, once it is known to be Slack's.
+            return service.bolt.dispatch(to_bolt_request(request, body))
+
+        outcome = await run_in_threadpool(verify_and_dispatch)
+        return outcome if isinstance(outcome, Response) else to_starlette_response(outcome)
 
     def endpoint(handle: RouteHandler, max_bytes: int) -> Any:
         async def route(request: Request) -> Response:
@@ -206,6 +208,15 @@ async def read_capped(request: Any, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _unauthorized(request: Any, reason: str) -> Any:
+    from starlette.responses import PlainTextResponse
+
+    # Who and why, never the body: it is the attacker's text, and may be large.
+    log.info("refused %s from %s: %s", request.url.path, _client(request), reason)
+    # Close rather than drain whatever body the client is still sending.
+    return PlainTextResponse(reason, 401, headers={"Connection": "close"})
 
 
 def _too_large(request: Any, limit: int) -> Any:
