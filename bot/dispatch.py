@@ -96,8 +96,10 @@ class Dispatcher:
                 return None
             env = self._environment_for(spec, parse_args(spec.name, spec.args, rest))
             return env.name if env else None
-        except ChatOpsError:
-            return None  # the command will fail the same way when it runs, with the user's message
+        except Exception:
+            # Whatever is wrong with the line, the command reports it properly when it runs; the
+            # acknowledgement must not fail over it.
+            return None
 
     def _unknown(self, word: str) -> UsageError:
         names = sorted({n.split()[0] for n in self.registry.commands})

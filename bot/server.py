@@ -165,9 +165,15 @@ def build_asgi(service: Service) -> Any:
             body = await read_capped(request, max_bytes)
             if body is None:
                 return _too_large(request, max_bytes)
-            if _json_too_deep(request, body):
-                return JSONResponse({"error": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}, 400)
-            status, result = await run_in_threadpool(handle, dict(request.headers), body)
+            headers = dict(request.headers)
+
+            def checked() -> tuple[int, dict[str, Any]]:
+                # In the worker thread: the depth scan is linear in a body of up to the cap.
+                if _json_too_deep(request, body):
+                    return 400, {"error": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}
+                return handle(headers, body)
+
+            status, result = await run_in_threadpool(checked)
             return JSONResponse(result, status)
 
         return route
