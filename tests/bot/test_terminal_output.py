@@ -110,3 +110,51 @@ def test_a_config_path_that_is_a_directory_or_not_utf8_gets_a_clear_error(tmp_pa
         out = bot(*command, "--config", str(path), data_dir=tmp_path / "data")
         assert out.returncode == 1
         assert message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.fixture
+def root_logging():
+    """setup_logging replaces the root handlers of this process; put pytest's back afterwards."""
+    import logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    yield
+    root.handlers[:], level = saved
+    root.setLevel(level)
+
+
+def test_a_secret_inside_a_traceback_is_masked(tmp_path, monkeypatch, capfd, root_logging):
+    """A capability whose backend echoes what it was given (as client libraries do in their errors)
+    crashes on a line holding the Milvus token: the traceback in the log must not carry it."""
+    from pydantic import BaseModel
+
+    from bot.access import Identity
+    from bot.args import positional
+    from bot.dispatch import Dispatcher
+    from bot.logs import setup_logging
+    from bot.registry import Registry, command
+    from bot.settings import Settings
+    from tests.support.runtime import build_test_runtime
+
+    class Args(BaseModel):
+        value: str = positional(..., description="anything")
+
+    @command("echo", summary="fails with what it was given", args=Args, role=None)
+    def echo(ctx, args):
+        raise RuntimeError(f"backend refused {args.value}")
+
+    registry = Registry()
+    registry.add(echo)
+    monkeypatch.setenv("MILVUS_TOKEN", MILVUS_TOKEN)
+    monkeypatch.setenv("MILVUS_CHATOPS_DATA_DIR", str(tmp_path))
+    settings = Settings()
+    settings.secret("MILVUS_TOKEN")  # what loading a config that names it does
+    setup_logging(settings)
+    runtime = build_test_runtime(settings=settings, registry=registry, messenger=None,  # type: ignore[arg-type]
+                                 config={"environments": {"local": {"milvus": {"uri": str(tmp_path / "m.db")}}}})
+    outcome = Dispatcher(runtime).run_command(f"echo {MILVUS_TOKEN}", Identity("U1"))
+    assert outcome.exit_code == 2
+    err = capfd.readouterr().err
+    assert "  | RuntimeError: backend refused ***" in err
+    assert MILVUS_TOKEN not in err
