@@ -56,12 +56,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None, build_registry: RegistryFactory) -> int:
     args = _parser().parse_args(argv)
-    from bot.app import load_settings, setup_logging
+    from bot.app import load_settings
     from bot.errors import ChatOpsError
+    from bot.logs import setup_logging
 
-    settings = load_settings(getattr(args, "config", None))
-    quiet = args.cmd in ("run", "console", "init", "db")
-    setup_logging(settings, default_level="WARNING" if quiet else "INFO")
+    try:
+        settings = load_settings(getattr(args, "config", None))
+    except ChatOpsError as exc:
+        print(exc.user_text(), file=sys.stderr)
+        return exc.exit_code
+    # Commands a person runs at a terminal: warnings only, and only ours.
+    local = args.cmd in ("run", "console", "init", "db")
+    setup_logging(settings, default_level="WARNING" if local else "INFO", terminal=local)
     try:
         if args.cmd == "init":
             from bot.init import init
@@ -129,6 +135,8 @@ def _local(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
             runtime.identity(user),
             channel="cli",
             progress=lambda t: print(f"… {renderer.text(t)}", file=sys.stderr),
+            # Whoever runs this has a shell, not a Slack session: `--user` is a claim, and the row says so.
+            kind="cli",
         )
         if args.json:
             print(json.dumps(reply_payload(outcome.reply), default=str))
