@@ -22,10 +22,11 @@ if TYPE_CHECKING:
     from integrations.alertmanager import AlertmanagerClient
     from integrations.helm import Helm
     from integrations.kubernetes import KubeCluster
-    from integrations.milvus import MilvusAdmin
+    from integrations.milvus import MilvusAdmin, MilvusSecurity
     from integrations.milvus_backup import MilvusBackupClient
     from integrations.prometheus import Prometheus
     from integrations.s3 import ObjectStore
+    from integrations.tls import TlsProbe
 
 log = logging.getLogger("milvus_chatops.services")
 T = TypeVar("T")
@@ -108,13 +109,43 @@ class Services:
 
         target = env.milvus
         token = self.settings.secret(target.token_env)
+        tls = self._tls(env)
+        extra = {"server_pem_path": tls.ca_file, "server_name": tls.server_name} if tls else {}
         return self.cache.get(f"milvus:{env.name}", lambda: open_client(target.uri, token, db_name=target.db_name,
-                                                                          timeout_s=target.timeout_s))
+                                                                          timeout_s=target.timeout_s, **extra))
 
     def milvus(self, env: Environment) -> MilvusAdmin:
         from integrations.milvus import MilvusAdmin
 
         return MilvusAdmin(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
+
+    def milvus_security(self, env: Environment) -> MilvusSecurity:
+        """Users, roles and grants, through the bot's own connection (its user needs the rights)."""
+        from integrations.milvus import MilvusSecurity
+
+        return MilvusSecurity(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
+
+    def milvus_login(self, env: Environment, user: str | None, password: str | None) -> str | None:
+        """Try a fresh connection with these credentials: None if Milvus let it in, else its refusal."""
+        from integrations.milvus import probe_login
+
+        tls = self._tls(env)
+        return probe_login(env.milvus.uri, user, password, timeout_s=env.milvus.timeout_s,
+                           server_pem_path=tls.ca_file if tls else None, server_name=tls.server_name if tls else None)
+
+    def tls_probe(self, env: Environment) -> TlsProbe:
+        """Handshake with the Milvus port: protocol, chain, certificate dates."""
+        from integrations.tls import endpoint, probe
+
+        host, port = endpoint(env.milvus.uri)
+        tls = self._tls(env)
+        return probe(host, port, ca_file=tls.ca_file if tls else None, server_name=tls.server_name if tls else None,
+                     timeout_s=min(env.milvus.timeout_s, 10.0))
+
+    @staticmethod
+    def _tls(env: Environment) -> Any:
+        security = env.secured()
+        return security.tls if security is not None and security.tls.enabled else None
 
     # -- Kubernetes and helm ----------------------------------------------------------------------------
 

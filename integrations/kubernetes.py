@@ -277,6 +277,38 @@ class KubeCluster:
             "network_policy": self.ensure_network_policy(namespace, release, client_namespaces, dry_run=dry_run),
         }
 
+    # -- security ---------------------------------------------------------------------------------
+
+    def network_policies(self, namespace: str) -> list[dict[str, Any]]:
+        """Every NetworkPolicy in the namespace, as plain dicts (camelCase keys, as kubectl shows them)."""
+        listed = self._call(
+            f"list network policies in {namespace}", self._net().list_namespaced_network_policy, namespace
+        )
+        return [self.api_client.sanitize_for_serialization(p) for p in listed.items or []]
+
+    def secret_keys(self, namespace: str, name: str) -> list[str] | None:
+        """The keys of a Secret (never its values), or None when there is no such Secret."""
+        secret = self._exists(f"read secret {name}", self._core().read_namespaced_secret, name, namespace)
+        if secret is None:
+            return None
+        return sorted((secret.data or {}).keys())
+
+    def write_secret(self, namespace: str, name: str, data: dict[str, str], labels: dict[str, str]) -> str:
+        """Create the Secret or replace its data; returns created|updated. Values are sent, never logged."""
+        import base64
+
+        core = self._core()
+        body = {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }
+        if self._exists(f"read secret {name}", core.read_namespaced_secret, name, namespace) is None:
+            self._call(f"create secret {name}", core.create_namespaced_secret, namespace, body)
+            return "created"
+        self._call(f"replace secret {name}", core.replace_namespaced_secret, name, namespace, body)
+        return "updated"
+
     # -- watching --------------------------------------------------------------------------------
 
     def pods(self, namespace: str, selector: str) -> list[PodState]:

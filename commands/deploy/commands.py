@@ -33,6 +33,7 @@ from bot.services import Services
 from bot.state import utcnow
 from commands.approvals.workflow import ApprovalRequest, Approvals
 from commands.plan.values import chart_version_for, deep_merge, parse_set, values_for
+from commands.security.values import security_risks, security_settings, with_security
 from integrations.helm import HelmFailed, ReleaseStatus, duration_seconds, valid_chart, valid_namespace
 from integrations.helm import valid_release as _valid_release
 from integrations.kubernetes import KubeCluster, Readiness, milvus_selector, readiness
@@ -149,6 +150,7 @@ def prepare(runtime: Runtime, env: Environment, inputs: dict[str, Any]) -> Prepa
     else:
         values = deep_merge(helm.values, {"image": {"all": {"tag": image_tag}}})
         values = deep_merge(values, overrides)
+    values = with_security(env, values)
     # JSON round trip: the hash and the stored payload must see exactly the same types.
     values = json.loads(json.dumps(values, default=str))
     return Prepared(env.name, release, namespace, chart, chart_version, version, image_tag, values, inputs)
@@ -298,6 +300,8 @@ class Preview:
     risks: list[str]
     blockers: list[str]
     kube: dict[str, str] = field(default_factory=dict)
+    # Shown first: an approver must not miss a change that turns Milvus security off.
+    security_risks: list[str] = field(default_factory=list)
 
     @property
     def image_after(self) -> str:
@@ -316,7 +320,11 @@ class Preview:
         more = f"\n… and {len(lines) - len(shown)} more" if len(lines) > len(shown) else ""
         body = bk.escape("\n".join(shown)).replace("```", "'''")
         diff_text = f"```{body}{more}```" if shown else "_No value changes._"
-        blocks = [
+        blocks = []
+        if self.security_risks:
+            blocks.append(bk.section("*Security risks*\n" + "\n".join(
+                f":rotating_light: {bk.escape(r)}" for r in self.security_risks)))
+        blocks += [
             bk.fields(
                 [
                     f"*Release*\n`{p.release}` in `{p.namespace}`" + (f" (revision {cur.revision})" if cur else ""),
@@ -327,6 +335,9 @@ class Preview:
             ),
             bk.section(f"*Values diff* against `helm get values` ({len(lines)} change(s)):\n{diff_text}"),
         ]
+        blocks.append(bk.section("*Security*\n" + "\n".join(
+            f"{':lock:' if s.secure else ':unlock:'} {bk.escape(s.label)}: {bk.escape(s.value)}"
+            for s in security_settings(p.values))))
         if self.risks:
             blocks.append(bk.section("*Risks*\n" + "\n".join(f":warning: {bk.escape(r)}" for r in self.risks)))
         if self.blockers:
@@ -357,8 +368,9 @@ class Preview:
                 "changed": sorted(self.diff["changed"]),
                 "removed": sorted(self.diff["removed"]),
             },
-            "risks": self.risks,
+            "risks": [*self.security_risks, *self.risks],
             "blockers": self.blockers,
+            "security": [s.to_data() for s in security_settings(p.values)],
             "kubernetes": self.kube,
         }
 
@@ -368,7 +380,9 @@ def preview(ctx: Context, env: Environment, prepared: Prepared) -> Preview:
     current = helm.status(prepared.release, prepared.namespace)
     current_values = helm.get_values(prepared.release, prepared.namespace) if current else {}
     risks, blockers = assess(current, current_values, prepared)
-    return Preview(prepared, current, current_values, values_diff(current_values, prepared.values), risks, blockers)
+    secured = security_risks(current_values, prepared.values, production=env.production)
+    return Preview(prepared, current, current_values, values_diff(current_values, prepared.values), risks, blockers,
+                   security_risks=secured)
 
 
 # -- the lock ------------------------------------------------------------------------------------

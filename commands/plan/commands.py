@@ -24,6 +24,7 @@ from bot.registry import action, command
 from bot.reply import Attachment, Reply
 from commands.plan.sizing import IndexType, MessageQueue, Plan, PlanInput, PlanInputError, parse_plan_input, plan
 from commands.plan.values import chart_version_for, render_values
+from commands.security.values import security_layer
 
 MODAL_CALLBACK = "plan_modal"
 DEPLOY_ACTION = "plan_deploy"
@@ -340,7 +341,8 @@ def plan_reply(ctx: Context, raw: dict[str, Any]) -> Reply:
     else:
         filename = f"milvus-values-{plan_id}.yaml"
         files.append(
-            Attachment(filename, render_values(p).encode(), title=f"Helm values for plan {plan_id} ({_describe(inp)})")
+            Attachment(filename, render_values(p, base=security_layer(env) if env else None).encode(),
+                       title=f"Helm values for plan {plan_id} ({_describe(inp)})")
         )
         footer.append(f"Helm values attached as `{filename}` (chart {chart_version_for(inp.milvus_version)}).")
         target, why_not = deploy_target(ctx, env, inp)
