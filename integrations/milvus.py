@@ -241,6 +241,17 @@ class MilvusSecurity:
             self.grant_role(user, role)
         return roles
 
+    def change_password(self, user: str, old_password: str, new_password: str) -> None:
+        """For users that cannot be recreated (root): Milvus checks the old password."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            self.client.update_password(user, old_password, new_password, timeout=self.timeout_s)
+        except MilvusException as exc:
+            message = str(exc.message).replace(old_password, "***").replace(new_password, "***")
+            raise IntegrationError(f"Milvus at {self.uri} failed to change the password of {user}: {message}",
+                                   system="milvus") from None
+
     def roles(self) -> list[str]:
         return sorted(self._call("list roles", self.client.list_roles))
 
