@@ -143,7 +143,9 @@ def probe_login(uri: str, user: str | None, password: str | None, *, timeout_s: 
         extra["server_name"] = server_name
     client = None
     try:
-        client = MilvusClient(uri=uri, user=user or "", password=password or "", timeout=timeout_s, **extra)
+        # dedicated: pymilvus would otherwise hand back a connection shared with the bot's own client.
+        client = MilvusClient(uri=uri, user=user or "", password=password or "", timeout=timeout_s, dedicated=True,
+                              **extra)
         client.list_collections(timeout=timeout_s)
         return None
     except Exception as exc:

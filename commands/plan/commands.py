@@ -24,7 +24,6 @@ from bot.registry import action, command
 from bot.reply import Attachment, Reply
 from commands.plan.sizing import IndexType, MessageQueue, Plan, PlanInput, PlanInputError, parse_plan_input, plan
 from commands.plan.values import chart_version_for, render_values
-from commands.security.values import security_layer
 
 MODAL_CALLBACK = "plan_modal"
 DEPLOY_ACTION = "plan_deploy"
@@ -339,6 +338,9 @@ def plan_reply(ctx: Context, raw: dict[str, Any]) -> Reply:
             "No Helm values: a plan beyond one cluster has nothing to deploy. Split the data and plan each part."
         )
     else:
+        # Imported here: commands.security builds on commands.plan's values, not the other way round.
+        from commands.security.values import security_layer
+
         filename = f"milvus-values-{plan_id}.yaml"
         files.append(
             Attachment(filename, render_values(p, base=security_layer(env) if env else None).encode(),
