@@ -63,7 +63,8 @@ def test_production_deploy_turns_on_authorization_tls_and_the_root_password_secr
     assert values["mixCoordinator"]["extraEnv"] == [root_env] and values["standalone"]["extraEnv"] == [root_env]
     assert values["cluster"] == {"enabled": True}  # the profile is still there
     shown = json.dumps(outcome.reply.blocks)
-    assert ":lock: Authentication and authorization: on" in shown and ":lock: TLS on the Milvus port: server TLS" in shown
+    assert ":lock: Authentication and authorization: on" in shown
+    assert ":lock: TLS on the Milvus port: server TLS" in shown
     assert "Root password: Secret milvus-root-password (key password)" in shown
     assert {s["key"]: s["secure"] for s in outcome.reply.data["security"]} == {
         "authorization": True, "tls": True, "certificate": True, "root_password": True}

@@ -238,7 +238,8 @@ def secured_milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     cert = make_certificate(base / "certs", valid_for=SECURED_CERT_LIFETIME)
     server = servers.start_milvus_server(
         base / "server",
-        extra_args=["--authorization", "--tls-cert", str(cert.cert), "--tls-key", str(cert.key), "--tls-ca", str(cert.ca)],
+        extra_args=["--authorization", "--tls-cert", str(cert.cert), "--tls-key", str(cert.key),
+                    "--tls-ca", str(cert.ca)],
     )
     yield SecuredMilvus(server, f"https://127.0.0.1:{server.port}", cert)
     server.stop()
