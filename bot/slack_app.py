@@ -7,6 +7,7 @@ back through the request's ``response_url``; channel messages go through the out
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -18,6 +19,7 @@ from typing import Any
 from bot.blocks import fit_blocks, fit_text
 from bot.context import GroupDirectory, Runtime
 from bot.dispatch import Dispatcher, Outcome
+from bot.redact import hush_request_logs
 
 log = logging.getLogger("milvus_chatops.slack")
 
@@ -99,12 +101,13 @@ def _send_reply(
         client.views_open(trigger_id=trigger_id, view=modal)
         if not reply.text:
             return
-    respond(
-        text=fit_text(reply.text),
-        blocks=fit_blocks(reply.blocks) or None,
-        response_type=reply.response_type,
-        replace_original=replace or reply.replace_original,
-    )
+    with hush_request_logs() if reply.sensitive else contextlib.nullcontext():
+        respond(
+            text=fit_text(reply.text),
+            blocks=fit_blocks(reply.blocks) or None,
+            response_type=reply.response_type,
+            replace_original=replace or reply.replace_original,
+        )
     if reply.files and channel:
         runtime.messenger.upload(channel, reply.files, comment=fit_text(reply.text)[:200])
 

@@ -232,43 +232,37 @@ def _root_password(ctx: Context, env: Environment) -> str:
 def _apply_password(ctx: Context, env: Environment, payload: dict[str, Any], *, requester: str,
                     immediate: bool) -> Reply:
     user, secret_name = payload["user"], payload.get("secret")
-    security = ctx.services.milvus_security(env)
     password = secrets.token_urlsafe(PASSWORD_BYTES)
-    roles: list[str]
-    if payload["op"] == "user_create":
-        security.create_user(user, password)
-        security.grant_role(user, payload["role"])
-        roles = [payload["role"]]
-        verb = "Created Milvus user"
-    elif user == "root":
-        security.change_password(user, _root_password(ctx, env), password)
-        roles = []
-        verb = "New password for Milvus user"
-    else:
-        roles = security.reset_password(user, password)
-        verb = "New password for Milvus user"
+    creating = payload["op"] == "user_create"
+    verb = "Created Milvus user" if creating else "New password for Milvus user"
+    where = f"`{user}` in `{env.name}`" + (f" with role `{payload['role']}`" if creating else "")
+    if secret_name:
+        # The Secret first: if Kubernetes refuses, Milvus still has the old password (or no user),
+        # rather than a new one that nobody was ever given.
+        namespace = Services.kube_target(env).namespace
+        ctx.services.kube(env).write_secret(
+            namespace, secret_name, {"username": user, "password": password},
+            {"app.kubernetes.io/managed-by": "milvus-chatops"},
+        )
+    try:
+        roles = _set_password(ctx, env, payload, password)
+    except IntegrationError as exc:
+        if secret_name:
+            raise IntegrationError(
+                f"{exc.message} Secret `{secret_name}` now holds a password Milvus does not know; run the command "
+                "again once Milvus answers.", system="milvus",
+            ) from None
+        raise
     data: dict[str, Any] = {"environment": env.name, "user": user, "roles": roles,
                             "delivered": _delivery(secret_name)}
-    where = f"`{user}` in `{env.name}`" + (f" with role `{roles[0]}`" if payload["op"] == "user_create" else "")
     if secret_name:
         namespace = Services.kube_target(env).namespace
-        try:
-            ctx.services.kube(env).write_secret(
-                namespace, secret_name, {"username": user, "password": password},
-                {"app.kubernetes.io/managed-by": "milvus-chatops"},
-            )
-        except IntegrationError as exc:
-            raise IntegrationError(
-                f"{verb} {where} done, but writing Secret `{secret_name}` failed: {exc.message}",
-                hint=f"Run `/milvus user password {env.name} {user} --secret {secret_name}` once Kubernetes answers.",
-                system="kubernetes",
-            ) from None
         text = f"{verb} {where}; the password is in Secret `{secret_name}` (namespace `{namespace}`, key `password`)."
         return _done(text, data)
     shown = f"{verb} {where}. Password (shown once, only to you): `{password}`"
     if immediate:
         return Reply(text=shown, blocks=[bk.section(f":key: {shown}")], data={**data, "password": password},
-                     response_type="ephemeral")
+                     response_type="ephemeral", sensitive=True)
     messenger = ctx.messenger
     if not isinstance(messenger, Whisperer):
         raise IntegrationError(f"{verb} {where} done, but this bot cannot show the password to <@{requester}> alone.",
@@ -282,6 +276,20 @@ def _apply_password(ctx: Context, env: Environment, payload: dict[str, Any], *, 
             hint=f"Run `/milvus user password {env.name} {user}` for a new one.", system="slack",
         ) from None
     return _done(f"{verb} {where}; the password was shown to <@{requester}> alone.", data)
+
+
+def _set_password(ctx: Context, env: Environment, payload: dict[str, Any], password: str) -> list[str]:
+    """Create the user or give it ``password``; returns its roles."""
+    user = payload["user"]
+    security = ctx.services.milvus_security(env)
+    if payload["op"] == "user_create":
+        security.create_user(user, password)
+        security.grant_role(user, payload["role"])
+        return [payload["role"]]
+    if user == "root":
+        security.change_password(user, _root_password(ctx, env), password)
+        return []
+    return security.reset_password(user, password)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -377,6 +385,14 @@ def role_drop(ctx: Context, args: RoleArgs) -> Reply:
     _server(env)
     if args.role in ("admin", "public"):
         raise UserError(f"`{args.role}` is built into Milvus and cannot be dropped.")
+    grants = ctx.services.milvus_security(env).grants(args.role)
+    if grants:
+        first = grants[0]
+        raise UserError(
+            f"Role `{args.role}` still grants {len(grants)} privilege(s); Milvus drops only empty roles.",
+            hint=f"Revoke them first, e.g. `/milvus role revoke {env.name} {args.role} {first.privilege}"
+                 + (f" --collection {first.object_name}`." if first.object == "Collection" else "`."),
+        )
     return _change(ctx, env, {"op": "role_drop", "role": args.role}, f"Drop Milvus role {args.role} in {env.name}",
                    {"environment": env.name, "role": args.role})
 
