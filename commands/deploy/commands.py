@@ -33,7 +33,7 @@ from bot.services import Services
 from bot.state import utcnow
 from commands.approvals.workflow import ApprovalRequest, Approvals
 from commands.plan.values import chart_version_for, deep_merge, parse_set, values_for
-from commands.security.values import security_risks, security_settings, with_security
+from commands.security.values import certificate_for, security_risks, security_settings, with_security
 from integrations.helm import HelmFailed, ReleaseStatus, duration_seconds, valid_chart, valid_namespace
 from integrations.helm import valid_release as _valid_release
 from integrations.kubernetes import KubeCluster, Readiness, milvus_selector, readiness
@@ -418,7 +418,8 @@ def deploy(ctx: Context, args: DeployArgs) -> Reply:
     prepared = prepare(ctx.runtime, env, inputs)
     view = preview(ctx, env, prepared)
     view.kube = ctx.services.kube(env).prepare(
-        prepared.namespace, prepared.release, Services.kube_target(env).client_namespaces, dry_run=True
+        prepared.namespace, prepared.release, Services.kube_target(env).client_namespaces, dry_run=True,
+        certificate=certificate_for(env, prepared.release, prepared.namespace),
     )
     title = f"Deploy Milvus {prepared.milvus_version} to {env.name}"
     data = view.to_data()
@@ -570,7 +571,8 @@ def _deploy_locked(ctx: Context, env: Environment, prepared: Prepared, progress:
     helm_cfg = _helm_cfg(env)
     p = prepared
     before = helm.status(p.release, p.namespace)
-    prep = kube.prepare(p.namespace, p.release, Services.kube_target(env).client_namespaces)
+    prep = kube.prepare(p.namespace, p.release, Services.kube_target(env).client_namespaces,
+                        certificate=certificate_for(env, p.release, p.namespace))
     progress(f":gear: Namespace `{p.namespace}`: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in prep.items()))
     progress(
         f":rocket: helm upgrade --install {p.release} {bk.escape(p.chart)} --version {p.chart_version} "

@@ -20,6 +20,7 @@ import yaml
 
 from bot.config import Environment, SecuritySettings
 from commands.plan.values import deep_merge
+from integrations.kubernetes import certificate_body
 
 USER_YAML = "user.yaml"
 TLS_VOLUME = "milvus-tls"
@@ -65,6 +66,16 @@ def security_layer(env: Environment) -> dict[str, Any]:
         for component in ROOT_COMPONENTS:
             layer[component] = {"extraEnv": [env_var]}
     return layer
+
+
+def certificate_for(env: Environment, release: str, namespace: str) -> dict[str, Any] | None:
+    """The cert-manager Certificate that fills the TLS Secret, when the environment names an issuer."""
+    security = env.secured()
+    if security is None or not security.tls.enabled or not security.tls.cert_manager_issuer:
+        return None
+    tls = security.tls
+    assert tls.cert_manager_issuer is not None
+    return certificate_body(namespace, release, tls.secret, tls.cert_manager_issuer, tls.cert_manager_issuer_kind)
 
 
 def _parse_user_yaml(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -150,3 +150,26 @@ def test_bad_security_config_names_the_key(tmp_path: Path, section: dict[str, An
     with pytest.raises(ConfigError) as caught:
         load_config(path, tmp_path)
     assert key in str(caught.value)
+
+
+def test_cert_manager_issuer_gets_a_certificate_that_fills_the_mounted_secret(
+    tmp_path: Path, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-prod")
+    bot = make(tmp_path, fake_kube, production=True,
+               security={"tls": {"secret": "prod-tls", "cert_manager_issuer": "internal-ca"}})
+    try:
+        preview = bot.run("/milvus deploy prod --dry-run")
+        assert preview.reply.data["kubernetes"]["certificate"] == "would create"
+        assert not fake_kube.requests("POST", "certificates")
+        outcome = bot.run("/milvus deploy prod")
+    finally:
+        bot.close()
+    assert outcome.exit_code == 0, outcome.reply.text
+    cert = fake_kube.get("certificates", "milvus-milvus-tls", "milvus-prod", api_version="cert-manager.io/v1")
+    assert cert is not None
+    assert cert["spec"]["secretName"] == "prod-tls"
+    assert cert["spec"]["issuerRef"] == {"name": "internal-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+    assert "milvus-milvus.milvus-prod.svc" in cert["spec"]["dnsNames"]
+    [upgrade] = [c for c in fake_helm.calls("upgrade") if not c.has_flag("--dry-run")]
+    assert upgrade.values["volumes"] == [{"name": "milvus-tls", "secret": {"secretName": "prod-tls"}}]
