@@ -1140,7 +1140,14 @@ def make_report(
     try:
         th = runtime.config.health_thresholds
         if kind == "health":
-            return build_health(prom, env, th, charts=charts)
+            report = build_health(prom, env, th, charts=charts)
+            # Imported here: the security capability builds on the core, and reports only borrow its probe.
+            from commands.security.watch import certificate_status
+
+            certificate = certificate_status(runtime, env)
+            if certificate is not None:
+                report.lines.append(Line("certificate", "TLS certificate", Status(certificate[0]), certificate[1]))
+            return report
         return build_capacity(
             prom,
             env,

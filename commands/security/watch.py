@@ -87,5 +87,26 @@ def check_certificate(runtime: Runtime, *, env: str, now: dt.datetime | None = N
     return f"{env}: warned at {threshold} day(s) ({days:.1f} left)"
 
 
+def certificate_status(runtime: Runtime, env: Environment, now: dt.datetime | None = None) -> tuple[str, str] | None:
+    """For the health report: ("green"|"yellow"|"red"|"unknown", text), or None when nothing is watched."""
+    from bot.errors import ChatOpsError
+
+    if not watched(env):
+        return None
+    try:
+        probe = runtime.services.tls_probe(env)
+    except ChatOpsError as exc:
+        return "unknown", f"not available: {exc.message}"
+    if not probe.tls or probe.not_after is None:
+        return "red", f"no certificate on {probe.host}:{probe.port} ({probe.error or 'not TLS'})"
+    days = probe.days_left(now or utcnow())
+    assert days is not None
+    security = env.secured()
+    horizon = max(security.expiry_warn_days) if security else max(DEFAULT_EXPIRY_WARN_DAYS)
+    status = "red" if days <= 7 else "yellow" if days <= horizon else "green"
+    state = "expired" if days < 0 else f"{days:.0f} day(s) left"
+    return status, f"{state} (until {probe.not_after:%Y-%m-%d}, `{bk.escape(probe.subject or '?')}`)"
+
+
 def _key(env: str, fingerprint: str, threshold: int) -> str:
     return f"certificate-expiry:{env}:{fingerprint[:32]}:{threshold}"

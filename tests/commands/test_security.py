@@ -411,6 +411,12 @@ def test_an_expiring_certificate_warns_once_per_threshold_across_replicas(
     assert {p["channel"] for p in posts} == {"COPS"}
     warned = [p["message"].text.split("warning at ")[1].split(" ")[0] for p in posts]
     assert sorted(map(int, warned), reverse=True) == [30, 14, 7, 3, 1]
+    # The health report's line says the same, in its colours.
+    status = watch.certificate_status(first.runtime, first.runtime.environment("prod"))
+    assert status is not None and status[0] == "red" and "day(s) left" in status[1]
+    later = watch.certificate_status(first.runtime, first.runtime.environment("prod"),
+                                     now=not_after - dt.timedelta(days=20))
+    assert later is not None and later[0] == "yellow"
     second.runtime.services.close_all()
 
 
