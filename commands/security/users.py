@@ -186,6 +186,34 @@ def _check_secret_target(env: Environment, secret: str | None) -> None:
 
 
 def apply(ctx: Context, env: Environment, payload: dict[str, Any], *, requester: str, immediate: bool) -> Reply:
+    """Carry out one change, with its own audit row (who asked, what changed; a password never)."""
+    try:
+        reply = _apply(ctx, env, payload, requester=requester, immediate=immediate)
+    except Exception as exc:
+        _audit(ctx, env, payload, requester, "failed", getattr(exc, "message", type(exc).__name__))
+        raise
+    _audit(ctx, env, payload, requester, "ok", None)
+    return reply
+
+
+AUDITED_KEYS = ("op", "user", "role", "privilege", "object", "object_name", "database", "secret", "delivery")
+
+
+def _audit(ctx: Context, env: Environment, payload: dict[str, Any], requester: str, outcome: str,
+           detail: str | None) -> None:
+    ctx.runtime.audit.record(
+        user_id=ctx.user.user_id,
+        action=f"milvus {payload['op'].replace('_', ' ')}",
+        kind="milvus_security",
+        environment=env.name,
+        arguments={"requester": requester, **{k: payload[k] for k in AUDITED_KEYS if payload.get(k) is not None}},
+        outcome=outcome,
+        detail=detail,
+        channel=ctx.channel,
+    )
+
+
+def _apply(ctx: Context, env: Environment, payload: dict[str, Any], *, requester: str, immediate: bool) -> Reply:
     op = payload["op"]
     security = ctx.services.milvus_security(env)
     if op in ("user_create", "user_password"):

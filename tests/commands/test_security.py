@@ -376,6 +376,10 @@ def test_in_production_the_password_reaches_the_requester_alone_after_approval(
     assert password not in caplog.text
     for entry in bot.runtime.audit.recent(limit=100):
         assert password not in json.dumps(entry.arguments) + (entry.detail or "")
+    change = next(e for e in bot.runtime.audit.recent(limit=100) if e.action == "milvus user create")
+    assert change.user_id == APPROVER and change.outcome == "ok"
+    assert change.arguments == {"requester": ADMIN, "op": "user_create", "user": "svc_prod", "role": "prod_reader",
+                                "delivery": "reply"}
     request = Approvals(bot.runtime).get(request_id)
     assert password not in json.dumps(request.payload) + (request.result or "")
     assert "shown to <@UADMIN> alone" in (request.result or "")
