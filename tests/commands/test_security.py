@@ -427,3 +427,35 @@ def test_an_expiring_certificate_warns_once_per_threshold_across_replicas(
 def test_a_certificate_first_seen_close_to_expiry_warns_once_not_for_every_threshold() -> None:
     assert watch.due_thresholds(5, [30, 14, 7, 3, 1]) == [30, 14, 7]
     assert watch.due_thresholds(40, [30, 14, 7, 3, 1]) == []
+
+
+@pytest.mark.slow
+def test_through_slack_the_password_is_an_ephemeral_reply_and_nowhere_else(
+    bot_server: Any, fake_slack: FakeSlack, secured_milvus_server: SecuredMilvus
+) -> None:
+    secured = secured_milvus_server
+    root = connect_as(secured, "root", "Milvus")
+    if "svc_slack" in root.list_users():
+        root.drop_user("svc_slack")
+    config = json.dumps({
+        "environments": {"stage": secured_env(secured, channels={"ops": "COPS"})},
+        "access": [{"role": "admin", "users": [ADMIN]}],
+    })
+    # DEBUG: the HTTP clients log request bodies at this level; none may carry the password.
+    bot = bot_server(config, env={TOKEN_ENV: "root:Milvus", "MILVUS_CHATOPS_LOG_LEVEL": "DEBUG"})
+    bot.slack.slash_command("user create stage svc_slack --role public", user_id=ADMIN,
+                            response_url=fake_slack.response_url("create"))
+    reply = fake_slack.wait_for_response("create", timeout=60)
+    assert reply.body.get("response_type") == "ephemeral", reply.body
+    text = reply.all_text()
+    assert "Created Milvus user `svc_slack`" in text, text
+    password = text.split("`")[-2]
+    assert len(password) >= 30
+    assert MilvusClient(uri=secured.uri, user="svc_slack", password=password, dedicated=True,
+                        server_pem_path=str(secured.certificate.ca)).list_collections() is not None
+    others = [r for r in fake_slack.responses() if r.response_id != "create"]
+    assert all(password not in json.dumps(r.body) for r in others)
+    assert all(password not in json.dumps(c.params, default=str) for c in fake_slack.calls())
+    assert "Sending a request" in bot.log()  # request bodies are being logged, just not this one
+    assert password not in bot.log()
+    root.drop_user("svc_slack")
