@@ -114,9 +114,6 @@ class ConsoleMessenger:
         for path in save_files(self.files_dir, files):
             print(f"  file for #{channel}: {path}", file=self.out)
 
-    def whisper(self, channel: str | None, user: str, message: Message) -> None:
-        self._show(f"── only {user} sees this ──", message)
-
     def _show(self, title: str, message: Message) -> None:
         print(title, file=self.out)
         print(self.renderer.render(message.text, message.blocks, self.buttons), file=self.out)

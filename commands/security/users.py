@@ -159,9 +159,6 @@ def _approval(ctx: Context, env: Environment, payload: dict[str, Any], title: st
 def _change(ctx: Context, env: Environment, payload: dict[str, Any], title: str, data: dict[str, Any]) -> Reply:
     """Run now, or wait for approval where the environment needs it."""
     if env.approval.required:
-        if payload.get("delivery") == "reply" and not isinstance(ctx.messenger, Whisperer):
-            raise UserError("This bot cannot show a password to you alone once the approved change runs here.",
-                            hint="Add `--secret NAME` to have it written to a Kubernetes Secret.")
         return _approval(ctx, env, payload, title, data)
     return apply(ctx, env, payload, requester=ctx.user.user_id, immediate=True)
 
@@ -176,7 +173,12 @@ def _delivery(secret: str | None) -> str:
     return f"secret:{secret}" if secret else "reply"
 
 
-def _check_secret_target(env: Environment, secret: str | None) -> None:
+def _check_delivery(ctx: Context, env: Environment, secret: str | None) -> None:
+    """Refuse up front a password that could not reach the requester alone."""
+    # The console and `run` show everything to whoever sits at the terminal, the approver included.
+    if not secret and env.approval.required and not isinstance(ctx.messenger, Whisperer):
+        raise UserError("Here the approved change would show the password to whoever approves it, not to you alone.",
+                        hint="Add `--secret NAME` to have it written to a Kubernetes Secret, or ask in Slack.")
     if secret and env.kubernetes is None:
         raise UserError(f"`{env.name}` has no Kubernetes configured, so there is nowhere to write Secret `{secret}`.",
                         hint="Leave out `--secret` to get the password in a reply only you see.")
@@ -342,7 +344,7 @@ def user_list(ctx: Context, args: EnvArgs) -> Reply:
 def user_create(ctx: Context, args: UserCreateArgs) -> Reply:
     env = ctx.require_env()
     _server(env)
-    _check_secret_target(env, args.secret)
+    _check_delivery(ctx, env, args.secret)
     if args.role not in ctx.services.milvus_security(env).roles():
         raise UserError(f"There is no Milvus role `{args.role}` in `{env.name}`.",
                         hint=f"Create it first: `/milvus role create {env.name} {args.role}`.")
@@ -357,7 +359,7 @@ def user_create(ctx: Context, args: UserCreateArgs) -> Reply:
 def user_password(ctx: Context, args: UserPasswordArgs) -> Reply:
     env = ctx.require_env()
     _server(env)
-    _check_secret_target(env, args.secret)
+    _check_delivery(ctx, env, args.secret)
     payload = {"op": "user_password", "user": args.name, "secret": args.secret, "delivery": _delivery(args.secret)}
     data = {"environment": env.name, "user": args.name, "roles": [], "delivered": _delivery(args.secret)}
     return _change(ctx, env, payload, f"New password for Milvus user {args.name} in {env.name}", data)

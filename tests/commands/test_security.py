@@ -322,6 +322,13 @@ def test_bad_names_are_refused_with_what_to_type(make_bot: Any, tmp_path: Path) 
     assert "Milvus Lite, which has no users" in lite.run("/milvus user list").reply.text
     viewer = bot.run("/milvus user create prod svc --role reader", user=OUTSIDER)
     assert viewer.exit_code == 1
+    # Where approval is needed and nothing can whisper, the approver would see the password: refused first.
+    guarded = make_bot({"prod": {"milvus": {"uri": "http://127.0.0.1:1"}, "production": True,
+                                 "approval": {"required": True, "approvers": [APPROVER]}}}, name="guarded")
+    refused = guarded.run("/milvus user create prod svc --role reader")
+    assert refused.exit_code == 1 and "not to you alone" in refused.reply.text and "--secret" in refused.reply.text
+    no_kube = guarded.run("/milvus user password prod svc --secret svc-milvus")
+    assert no_kube.exit_code == 1 and "no Kubernetes configured" in no_kube.reply.text
 
 
 @pytest.mark.slow
