@@ -352,16 +352,25 @@ class KubeCluster:
         import base64
 
         core = self._core()
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
         body = {
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+            "data": encoded,
         }
-        if self._exists(f"read secret {name}", core.read_namespaced_secret, name, namespace) is None:
-            self._call(f"create secret {name}", core.create_namespaced_secret, namespace, body)
-            return "created"
-        self._call(f"replace secret {name}", core.replace_namespaced_secret, name, namespace, body)
-        return "updated"
+        try:
+            if self._exists(f"read secret {name}", core.read_namespaced_secret, name, namespace) is None:
+                self._call(f"create secret {name}", core.create_namespaced_secret, namespace, body)
+                return "created"
+            self._call(f"replace secret {name}", core.replace_namespaced_secret, name, namespace, body)
+            return "updated"
+        except IntegrationError as exc:
+            # An API server may quote the object it refused; none of its values may travel on.
+            message = exc.message
+            for value in [*data.values(), *encoded.values()]:
+                if value:
+                    message = message.replace(value, "***")
+            raise IntegrationError(message, hint=exc.hint, system="kubernetes") from None
 
     # -- watching --------------------------------------------------------------------------------
 
