@@ -10,14 +10,14 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class TestCertificate:
+class SelfSignedCertificate:
     ca: Path
     cert: Path
     key: Path
     not_after: dt.datetime
 
 
-def make_certificate(directory: Path, *, valid_for: dt.timedelta, name: str = "milvus-test") -> TestCertificate:
+def make_certificate(directory: Path, *, valid_for: dt.timedelta, name: str = "milvus-test") -> SelfSignedCertificate:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -52,7 +52,7 @@ def make_certificate(directory: Path, *, valid_for: dt.timedelta, name: str = "m
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    paths = TestCertificate(directory / "ca.pem", directory / "server.pem", directory / "server.key", not_after)
+    paths = SelfSignedCertificate(directory / "ca.pem", directory / "server.pem", directory / "server.key", not_after)
     paths.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     paths.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

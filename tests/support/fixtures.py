@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 import pytest
 
 from tests.support import servers
-from tests.support.certs import TestCertificate, make_certificate
+from tests.support.certs import SelfSignedCertificate, make_certificate
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 from tests.support.fake_slack import FakeSlack
@@ -219,7 +219,7 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.
 class SecuredMilvus:
     server: servers.ProcessServer
     uri: str  # https://127.0.0.1:P
-    certificate: TestCertificate
+    certificate: SelfSignedCertificate
 
 
 # Short-lived on purpose: the certificate watch's thresholds are reached by moving "now", not the clock.
