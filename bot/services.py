@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.config import Environment, KubernetesTarget
+from bot.config import Environment, KubernetesTarget, TlsSettings
 from bot.errors import ChatOpsError, UserError
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class Services:
                      timeout_s=min(env.milvus.timeout_s, 10.0))
 
     @staticmethod
-    def _tls(env: Environment) -> Any:
+    def _tls(env: Environment) -> TlsSettings | None:
         security = env.secured()
         return security.tls if security is not None and security.tls.enabled else None
 
