@@ -75,7 +75,7 @@ class UserArgs(BaseModel):
     env: str | None = positional(None, description="environment")
     name: str = positional(description="Milvus user name")
 
-    _shift = model_validator(mode="before")(lambda values: _shift(values, ("env", "name")))
+    _env_optional = model_validator(mode="before")(lambda values: _shift(values, ("env", "name")))
     _check = field_validator("name")(lambda v: _name(v, "user"))
 
 
@@ -97,7 +97,7 @@ class RoleArgs(BaseModel):
     env: str | None = positional(None, description="environment")
     role: str = positional(description="Milvus role name")
 
-    _shift = model_validator(mode="before")(lambda values: _shift(values, ("env", "role")))
+    _env_optional = model_validator(mode="before")(lambda values: _shift(values, ("env", "role")))
     _check = field_validator("role")(lambda v: _name(v, "role"))
 
 
@@ -108,7 +108,7 @@ class GrantArgs(BaseModel):
     collection: str = Field("*", description="collection the privilege is on (default: every collection)")
     database: str = Field("default", description="database")
 
-    _shift = model_validator(mode="before")(lambda values: _shift(values, ("env", "role", "privilege")))
+    _env_optional = model_validator(mode="before")(lambda values: _shift(values, ("env", "role", "privilege")))
     _check = field_validator("role")(lambda v: _name(v, "role"))
 
     @field_validator("privilege")

@@ -320,6 +320,9 @@ def test_bad_names_are_refused_with_what_to_type(make_bot: Any, tmp_path: Path) 
     assert missing.exit_code == 1 and "`--role` is required" in missing.reply.text
     lite = make_bot({"local": {"milvus": {"uri": str(tmp_path / "m.db")}}}, name="lite")
     assert "Milvus Lite, which has no users" in lite.run("/milvus user list").reply.text
+    # With one environment it may be left out: the first word is then the user (or role), not an environment.
+    assert "Milvus Lite, which has no users" in lite.run("/milvus user create alice --role reader").reply.text
+    assert "Milvus Lite, which has no users" in lite.run("/milvus role grant reader Search").reply.text
     viewer = bot.run("/milvus user create prod svc --role reader", user=OUTSIDER)
     assert viewer.exit_code == 1
     # Where approval is needed and nothing can whisper, the approver would see the password: refused first.
