@@ -320,10 +320,11 @@ def check_bot_privileges(ctx: Context, env: Environment, found: Findings) -> Che
     if user == "root":
         return _check("bot_privileges", FAIL,
                       "The bot connects as `root`, which can do anything and cannot be limited.",
-                      f"Create a user for the bot (`/milvus user create {env.name} chatops-bot --role <role> --secret "
+                      f"Create a user for the bot (`/milvus user create {env.name} chatops_bot --role <role> --secret "
                       f"<name>`) and point `milvus.token_env` at it.")
-    users = found.extra.get("users") or ctx.services.milvus_security(env).users_with_roles()
-    roles = users.get(user, [])
+    users = found.extra.get("users")
+    # A least-privileged bot may not list other users, but it may describe itself.
+    roles = users.get(user, []) if users else ctx.services.milvus_security(env).roles_of(user)
     if ADMIN_ROLE in roles:
         return _check("bot_privileges", WARN,
                       f"The bot's user `{user}` holds `admin`. That is what managing users and roles from chat needs; "

@@ -246,7 +246,7 @@ def test_plaintext_secrets_in_the_deployed_values_are_named_never_shown(
 
 @pytest.mark.slow
 def test_a_user_created_from_chat_can_do_what_its_role_grants_and_nothing_else(
-    make_bot: Any, secured_milvus_server: SecuredMilvus, root_token: None
+    make_bot: Any, secured_milvus_server: SecuredMilvus, root_token: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secured = secured_milvus_server
     bot = make_bot({"stage": secured_env(secured)})
@@ -286,6 +286,14 @@ def test_a_user_created_from_chat_can_do_what_its_role_grants_and_nothing_else(
         svc.query("sec_other", filter="id >= 0", output_fields=["id"])
     with pytest.raises(DENIED, match=r"(?i)permission den"):
         svc.insert("sec_docs", [{"id": 2, "vector": [0.1, 0.2, 0.3, 0.4]}])
+
+    # A bot that connects as this least-privileged user: its own privileges pass.
+    env_as_svc = secured_env(secured)
+    env_as_svc["milvus"]["token_env"] = "SECURITY_TEST_SVC_TOKEN"
+    monkeypatch.setenv("SECURITY_TEST_SVC_TOKEN", f"svc_reader:{password}")
+    as_svc = make_bot({"stage": env_as_svc}, name="as-svc").checks("stage")
+    assert as_svc["bot_privileges"]["status"] == "pass", as_svc["bot_privileges"]
+    assert "`svc_reader` with role(s) reader" in as_svc["bot_privileges"]["detail"]
 
     users = {u["name"]: u["roles"] for u in bot.run("/milvus user list stage").reply.data["users"]}
     assert users["svc_reader"] == ["reader"]
