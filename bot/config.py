@@ -134,8 +134,17 @@ class TlsSettings(Strict):
     # The bot's side: the CA bundle it verifies Milvus' certificate chain with (default: the system's).
     ca_file: str | None = None
     server_name: str | None = Field(default=None, description="name to verify instead of the URI's host")
+    # For mode 2: the certificate and key the bot presents to Milvus.
+    client_cert_file: str | None = None
+    client_key_file: str | None = None
 
     _secret = field_validator("secret", "cert_manager_issuer")(_k8s_name)
+
+    @model_validator(mode="after")
+    def _client_pair(self) -> TlsSettings:
+        if bool(self.client_cert_file) != bool(self.client_key_file):
+            raise ValueError("set both client_cert_file and client_key_file, or neither")
+        return self
 
     @field_validator("mount_path")
     @classmethod

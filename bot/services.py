@@ -109,10 +109,9 @@ class Services:
 
         target = env.milvus
         token = self.settings.secret(target.token_env)
-        tls = self._tls(env)
-        extra = {"server_pem_path": tls.ca_file, "server_name": tls.server_name} if tls else {}
+        tls = self._milvus_tls(env)
         return self.cache.get(f"milvus:{env.name}", lambda: open_client(target.uri, token, db_name=target.db_name,
-                                                                          timeout_s=target.timeout_s, **extra))
+                                                                          timeout_s=target.timeout_s, tls=tls))
 
     def milvus(self, env: Environment) -> MilvusAdmin:
         from integrations.milvus import MilvusAdmin
@@ -129,9 +128,7 @@ class Services:
         """Try a fresh connection with these credentials: None if Milvus let it in, else its refusal."""
         from integrations.milvus import probe_login
 
-        tls = self._tls(env)
-        return probe_login(env.milvus.uri, user, password, timeout_s=env.milvus.timeout_s,
-                           server_pem_path=tls.ca_file if tls else None, server_name=tls.server_name if tls else None)
+        return probe_login(env.milvus.uri, user, password, timeout_s=env.milvus.timeout_s, tls=self._milvus_tls(env))
 
     def tls_probe(self, env: Environment) -> TlsProbe:
         """Handshake with the Milvus port: protocol, chain, certificate dates."""
@@ -139,8 +136,20 @@ class Services:
 
         host, port = endpoint(env.milvus.uri)
         tls = self._tls(env)
+        client = None
+        if tls and tls.client_cert_file and tls.client_key_file:
+            client = (tls.client_cert_file, tls.client_key_file)
         return probe(host, port, ca_file=tls.ca_file if tls else None, server_name=tls.server_name if tls else None,
-                     timeout_s=min(env.milvus.timeout_s, 10.0))
+                     client_cert=client, timeout_s=min(env.milvus.timeout_s, 10.0))
+
+    def _milvus_tls(self, env: Environment) -> dict[str, str]:
+        from integrations.milvus import tls_options
+
+        tls = self._tls(env)
+        if tls is None:
+            return {}
+        return tls_options(ca_file=tls.ca_file, server_name=tls.server_name, client_cert_file=tls.client_cert_file,
+                           client_key_file=tls.client_key_file)
 
     @staticmethod
     def _tls(env: Environment) -> TlsSettings | None:

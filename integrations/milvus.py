@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,15 +30,31 @@ class CollectionInfo:
         }
 
 
+def tls_options(*, ca_file: str | None = None, server_name: str | None = None, client_cert_file: str | None = None,
+                client_key_file: str | None = None) -> dict[str, str]:
+    """pymilvus' keyword arguments for TLS: one-way with a private CA, or mutual with a client pair."""
+    options: dict[str, str] = {}
+    if client_cert_file and client_key_file:
+        options.update(client_pem_path=client_cert_file, client_key_path=client_key_file)
+        if ca_file:
+            options["ca_pem_path"] = ca_file
+    elif ca_file:
+        options["server_pem_path"] = ca_file
+    if server_name:
+        options["server_name"] = server_name
+    return options
+
+
 def is_lite(uri: str) -> bool:
     return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
 def open_client(uri: str, token: str | None, *, db_name: str = "default", timeout_s: float = 10.0,
-                server_pem_path: str | None = None, server_name: str | None = None) -> Any:
+                tls: Mapping[str, str] | None = None) -> Any:
     """Open a MilvusClient (this is the I/O: Lite opens its file, a server is dialled).
 
-    ``server_pem_path``: the CA that signed a TLS server's certificate, when it is not a public one.
+    ``tls``: pymilvus' TLS options (``tls_options`` builds them): the CA of a private certificate,
+    and for mutual TLS the client certificate and key.
     """
     try:
         from pymilvus import MilvusClient
@@ -48,8 +65,7 @@ def open_client(uri: str, token: str | None, *, db_name: str = "default", timeou
 
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
             return MilvusClient(uri=uri)
-        extra = {k: v for k, v in (("server_pem_path", server_pem_path), ("server_name", server_name)) if v}
-        return MilvusClient(uri=uri, token=token or "", db_name=db_name, timeout=timeout_s, **extra)
+        return MilvusClient(uri=uri, token=token or "", db_name=db_name, timeout=timeout_s, **dict(tls or {}))
     except MilvusException as exc:
         raise IntegrationError(f"Cannot connect to Milvus at {uri}: {exc.message}", system="milvus") from exc
     except Exception as exc:  # pymilvus raises plain exceptions for unreachable servers
@@ -127,7 +143,7 @@ class Grant:
 
 
 def probe_login(uri: str, user: str | None, password: str | None, *, timeout_s: float = 10.0,
-                server_pem_path: str | None = None, server_name: str | None = None) -> str | None:
+                tls: Mapping[str, str] | None = None) -> str | None:
     """Try one connection with these credentials (none: anonymous) and one call that needs them.
 
     Returns None when Milvus let it in, else Milvus' reason. A server that cannot be reached at
@@ -136,11 +152,7 @@ def probe_login(uri: str, user: str | None, password: str | None, *, timeout_s: 
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
-    extra: dict[str, Any] = {}
-    if server_pem_path:
-        extra["server_pem_path"] = server_pem_path
-    if server_name:
-        extra["server_name"] = server_name
+    extra = dict(tls or {})
     client = None
     try:
         # dedicated: pymilvus would otherwise hand back a connection shared with the bot's own client.

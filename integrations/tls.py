@@ -71,7 +71,8 @@ def _name(cert: Any) -> str:
 
 
 def probe(host: str, port: int, *, ca_file: str | None = None, server_name: str | None = None,
-          timeout_s: float = 5.0) -> TlsProbe:
+          client_cert: tuple[str, str] | None = None, timeout_s: float = 5.0) -> TlsProbe:
+    """``client_cert``: (certificate, key) to present to a server that wants mutual TLS."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
@@ -81,6 +82,8 @@ def probe(host: str, port: int, *, ca_file: str | None = None, server_name: str 
     loose.verify_mode = ssl.CERT_NONE
     # gRPC servers only speak HTTP/2; offering it keeps a strict server from closing the handshake.
     loose.set_alpn_protocols(["h2"])
+    if client_cert:
+        loose.load_cert_chain(*client_cert)
     with _connect(host, port, timeout_s) as raw:
         try:
             with loose.wrap_socket(raw, server_hostname=name) as tls_sock:
@@ -92,7 +95,7 @@ def probe(host: str, port: int, *, ca_file: str | None = None, server_name: str 
     if not der:
         return TlsProbe(host, port, tls=True, protocol=protocol, cipher=cipher, error="no certificate presented")
     cert = x509.load_der_x509_certificate(der)
-    verified, verify_error = _verify(host, port, name, ca_file, timeout_s)
+    verified, verify_error = _verify(host, port, name, ca_file, client_cert, timeout_s)
     return TlsProbe(
         host, port, tls=True, protocol=protocol, cipher=cipher, subject=_name(cert.subject),
         issuer=_name(cert.issuer), not_after=cert.not_valid_after_utc,
@@ -100,11 +103,14 @@ def probe(host: str, port: int, *, ca_file: str | None = None, server_name: str 
     )
 
 
-def _verify(host: str, port: int, name: str, ca_file: str | None, timeout_s: float) -> tuple[bool, str | None]:
+def _verify(host: str, port: int, name: str, ca_file: str | None, client_cert: tuple[str, str] | None,
+            timeout_s: float) -> tuple[bool, str | None]:
     try:
         strict = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+        if client_cert:
+            strict.load_cert_chain(*client_cert)
     except (OSError, ssl.SSLError) as exc:
-        return False, f"cannot read the CA bundle {ca_file}: {_reason(exc)}"
+        return False, f"cannot read the CA bundle or client certificate: {_reason(exc)}"
     strict.set_alpn_protocols(["h2"])
     with _connect(host, port, timeout_s) as raw:
         try:

@@ -179,6 +179,7 @@ def main() -> int:
     parser.add_argument("--tls-cert", help="server certificate (PEM): turns on TLS (tlsMode 1) on the gRPC port")
     parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
     parser.add_argument("--tls-ca", help="CA certificate (PEM) for tls.caPemPath")
+    parser.add_argument("--tls-mode", type=int, choices=(1, 2), default=1, help="1: server TLS, 2: mutual TLS")
     args = parser.parse_args()
 
     if args.prepare_only:
@@ -231,7 +232,7 @@ def main() -> int:
     if args.tls_cert:
         if not args.tls_key:
             parser.error("--tls-cert needs --tls-key")
-        config.set("tls_mode", 1)
+        config.set("tls_mode", args.tls_mode)
         config.set("server_pem_path", str(Path(args.tls_cert).resolve()))
         config.set("server_key_path", str(Path(args.tls_key).resolve()))
         config.set("ca_pem_path", str(Path(args.tls_ca or args.tls_cert).resolve()))

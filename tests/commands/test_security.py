@@ -477,3 +477,31 @@ def test_through_slack_the_password_is_an_ephemeral_reply_and_nowhere_else(
     assert "Sending a request" in bot.log()  # request bodies are being logged, just not this one
     assert password not in bot.log()
     root.drop_user("svc_slack")
+
+
+@pytest.mark.slow
+def test_mutual_tls_the_bot_presents_its_client_certificate(make_bot: Any, tmp_path: Path) -> None:
+    from tests.support import servers
+    from tests.support.certs import make_certificate
+
+    cert = make_certificate(tmp_path / "certs", valid_for=dt.timedelta(days=90))
+    server = servers.start_milvus_server(
+        tmp_path / "mtls", extra_args=["--tls-cert", str(cert.cert), "--tls-key", str(cert.key),
+                                       "--tls-ca", str(cert.ca), "--tls-mode", "2"])
+    try:
+        tls = {"mode": 2, "ca_file": str(cert.ca), "client_cert_file": str(cert.client_cert),
+               "client_key_file": str(cert.client_key)}
+        bot = make_bot({"mtls": {"milvus": {"uri": f"https://127.0.0.1:{server.port}", "timeout_s": 15},
+                                 "security": {"authorization": False, "tls": tls}}})
+        # The bot's own connection presents the client certificate.
+        assert bot.runtime.services.milvus(bot.runtime.environment("mtls")).server_version().startswith("v2.3")
+        checks = bot.checks("mtls")
+        assert checks["tls"]["status"] == "pass", checks["tls"]
+        assert checks["certificate_expiry"]["status"] == "pass"
+        assert checks["authentication"]["status"] == "fail"  # TLS is not authentication
+        # Without the client certificate Milvus will not talk to the bot at all.
+        with pytest.raises(Exception, match=r"(?i)connect|unavailable|handshake"):
+            MilvusClient(uri=f"https://127.0.0.1:{server.port}", server_pem_path=str(cert.ca), timeout=5,
+                         dedicated=True).list_collections()
+    finally:
+        server.stop()

@@ -7,6 +7,7 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,9 @@ class SelfSignedCertificate:
     cert: Path
     key: Path
     not_after: dt.datetime
+    # A client certificate from the same CA, for mutual TLS.
+    client_cert: Path
+    client_key: Path
 
 
 def make_certificate(directory: Path, *, valid_for: dt.timedelta, name: str = "milvus-test") -> SelfSignedCertificate:
@@ -39,22 +43,32 @@ def make_certificate(directory: Path, *, valid_for: dt.timedelta, name: str = "m
                                      key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = SelfSignedCertificate(directory / "ca.pem", directory / "server.pem", directory / "server.key", not_after)
+    def leaf(common_name: str, until: dt.datetime) -> tuple[Any, Any]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(until)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+        return cert, key
+
+    def write(path: Path, cert: Any, key_path: Path, key: Any) -> None:
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+
+    paths = SelfSignedCertificate(directory / "ca.pem", directory / "server.pem", directory / "server.key", not_after,
+                                  directory / "client.pem", directory / "client.key")
     paths.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
+    server_cert, server_key = leaf(name, not_after)
+    write(paths.cert, server_cert, paths.key, server_key)
+    client_cert, client_key = leaf(f"{name}-client", now + dt.timedelta(days=365))
+    write(paths.client_cert, client_cert, paths.client_key, client_key)
     return paths
