@@ -285,6 +285,10 @@ def _apply_password(ctx: Context, env: Environment, payload: dict[str, Any], *, 
         raise
     data: dict[str, Any] = {"environment": env.name, "user": user, "roles": roles,
                             "delivered": _delivery(secret_name)}
+    if user == "root" and (ctx.settings.secret(env.milvus.token_env) or "").startswith("root:"):
+        # Milvus checks credentials on every call, so the bot's own connection stops working now.
+        where += (f" (the bot itself connects as root: put the new password in `{env.milvus.token_env}` and restart "
+                  "it, or better, give it its own user)")
     if secret_name:
         namespace = Services.kube_target(env).namespace
         text = f"{verb} {where}; the password is in Secret `{secret_name}` (namespace `{namespace}`, key `password`)."

@@ -166,6 +166,7 @@ def test_secured_milvus_passes_authentication_and_fails_the_default_root_passwor
     try:
         assert new_password not in json.dumps(outcome.reply.data) + outcome.reply.text
         assert outcome.reply.data["delivered"] == "secret:milvus-root-password"
+        assert f"put the new password in `{TOKEN_ENV}`" in outcome.reply.text
         monkeypatch.setenv(TOKEN_ENV, f"root:{new_password}")
         bot.runtime.services.close_all()
         after = bot.checks("prod")
