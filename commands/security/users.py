@@ -158,7 +158,7 @@ def _approval(ctx: Context, env: Environment, payload: dict[str, Any], title: st
 
 def _change(ctx: Context, env: Environment, payload: dict[str, Any], title: str, data: dict[str, Any]) -> Reply:
     """Run now, or wait for approval where the environment needs it."""
-    if env.approval.required:
+    if env.needs_approval:
         return _approval(ctx, env, payload, title, data)
     return apply(ctx, env, payload, requester=ctx.user.user_id, immediate=True)
 
@@ -176,7 +176,7 @@ def _delivery(secret: str | None) -> str:
 def _check_delivery(ctx: Context, env: Environment, secret: str | None) -> None:
     """Refuse up front a password that could not reach the requester alone."""
     # The console and `run` show everything to whoever sits at the terminal, the approver included.
-    if not secret and env.approval.required and not isinstance(ctx.messenger, Whisperer):
+    if not secret and env.needs_approval and not isinstance(ctx.messenger, Whisperer):
         raise UserError("Here the approved change would show the password to whoever approves it, not to you alone.",
                         hint="Add `--secret NAME` to have it written to a Kubernetes Secret, or ask in Slack.")
     if secret and env.kubernetes is None:

@@ -14,7 +14,7 @@ import yaml
 from bot.config import Config
 from bot.errors import ConfigError
 from commands.security.values import security_layer, security_risks, security_settings, with_security
-from tests.commands.test_deploy import Bot, seed
+from tests.commands.deploy.test_deploy import Bot, seed
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 
@@ -30,8 +30,12 @@ def env_config(tmp: Path, kubeconfig: Path, **extra: Any) -> dict[str, Any]:
 
 
 def make(tmp: Path, kube: FakeKube, **extra: Any) -> Bot:
+    if extra.get("production"):
+        # Production means four eyes; the config is refused without someone to approve.
+        extra.setdefault("approval", {"approvers": ["UAPP"]})
+        extra.setdefault("channels", {"approvals": "CAPPROVALS"})
     config = {"environments": {"prod": env_config(tmp, kube.kubeconfig_path(), **extra)},
-              "access": [{"role": "operator", "users": ["UREQ"]}]}
+              "access": [{"role": "operator", "users": ["UREQ", "UAPP"]}]}
     return Bot(tmp / "state.db", config)
 
 
@@ -113,7 +117,8 @@ def test_plan_for_a_production_environment_attaches_secure_values(tmp_path: Path
 
 
 def test_profile_user_yaml_keeps_its_keys_and_security_is_merged_in(tmp_path: Path) -> None:
-    config = Config.model_validate({"environments": {"prod": {"production": True, "milvus": {"uri": "x.db"}}}})
+    config = Config.model_validate({"environments": {"prod": {"production": True, "milvus": {"uri": "x.db"},
+                                                              "approval": {"approvers": ["UAPP"]}}}})
     env = config.environments["prod"]
     mine = {"extraConfigFiles": {"user.yaml": "proxy:\n  http:\n    enabled: false\n"}}
     merged = user_yaml(with_security(env, mine))
@@ -156,8 +161,8 @@ def test_cert_manager_issuer_gets_a_certificate_that_fills_the_mounted_secret(
     tmp_path: Path, fake_helm: FakeHelm, fake_kube: FakeKube
 ) -> None:
     seed(fake_helm, fake_kube, "milvus-prod")
-    bot = make(tmp_path, fake_kube, production=True,
-               security={"tls": {"secret": "prod-tls", "cert_manager_issuer": "internal-ca"}})
+    # Not production, so the deploy runs at once; the security section alone turns TLS on.
+    bot = make(tmp_path, fake_kube, security={"tls": {"secret": "prod-tls", "cert_manager_issuer": "internal-ca"}})
     try:
         preview = bot.run("/milvus deploy prod --dry-run")
         assert preview.reply.data["kubernetes"]["certificate"] == "would create"

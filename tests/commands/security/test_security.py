@@ -29,7 +29,7 @@ from bot.state import Store
 from commands.approvals.workflow import Approvals
 from commands.security import watch
 from integrations.kubernetes import KubeCluster
-from tests.bot.test_approvals import RecordingMessenger
+from tests.commands.approvals.test_approvals import RecordingMessenger
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 from tests.support.fake_slack import FakeSlack
@@ -37,7 +37,7 @@ from tests.support.fixtures import SecuredMilvus
 from tests.support.runtime import build_test_runtime
 from tests.support.wait import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ADMIN, APPROVER, OUTSIDER = "UADMIN", "UAPPROVER", "UOUTSIDER"
 TOKEN_ENV = "SECURITY_TEST_MILVUS_TOKEN"
 # Milvus 2.3 answers a missing privilege with gRPC PERMISSION_DENIED, which pymilvus passes on as is.
