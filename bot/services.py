@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.config import Environment, KubernetesTarget, TlsSettings
 from bot.errors import ChatOpsError, UserError
+from bot.logs import adopt_library_loggers
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -112,8 +113,15 @@ class Services:
         target = env.milvus
         token = self.settings.secret(target.token_env)
         tls = self._milvus_tls(env)
-        return self.cache.get(f"milvus:{env.name}", lambda: open_client(target.uri, token, db_name=target.db_name,
-                                                                          timeout_s=target.timeout_s, tls=tls))
+
+        def dial() -> Any:
+            try:
+                return open_client(target.uri, token, db_name=target.db_name, timeout_s=target.timeout_s, tls=tls)
+            finally:
+                # pymilvus installs its own stderr handlers when first imported (just now, in open_client).
+                adopt_library_loggers()
+
+        return self.cache.get(f"milvus:{env.name}", dial)
 
     def milvus(self, env: Environment) -> MilvusAdmin:
         from integrations.milvus import MilvusAdmin
