@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 from bot.errors import IntegrationError, NotFound
 
-log = logging.getLogger("milvus_chatops.milvus")
 T = TypeVar("T")
 
 
