@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from bot.errors import IntegrationError, NotFound
 
 T = TypeVar("T")
+log = logging.getLogger("milvus_chatops.milvus")
 
 
 @dataclass(frozen=True)
