@@ -44,6 +44,7 @@ from commands.alerts.intake import URGENT, WAKE, yield_to_intake
 from commands.alerts.render import render_changes, render_group
 from commands.alerts.silences import ACK_BACKSTOP, alertmanager_for, expire_ack_silences, stale_acks
 from commands.alerts.storm import StormDesk, active_storms, end_quiet_storms, next_to_post, refresh, show
+from commands.alerts.waiting import WaitingLists, is_urgent
 
 if TYPE_CHECKING:
     from bot.context import Runtime
@@ -90,6 +91,7 @@ class AlertWorker:
         self._lease_until = 0.0
         self._desk: StormDesk | None = None
         self._round: list[AlertGroup] = []
+        self._waiting = WaitingLists(runtime)
 
     def start(self) -> None:
         self._stop.clear()
@@ -161,10 +163,10 @@ class AlertWorker:
         chunks = [(urgent[i : i + GROUPS_PER_ROUND], True) for i in range(0, len(urgent), GROUPS_PER_ROUND)]
         chunks += [(rest[i : i + GROUPS_PER_ROUND], False) for i in range(0, len(rest), GROUPS_PER_ROUND)]
         handled = 0
-        for chunk, is_urgent in chunks:
+        for chunk, chunk_urgent in chunks:
             if self._stop.is_set():
                 break
-            done = self._process_round(chunk, urgent=is_urgent)
+            done = self._process_round(chunk, urgent=chunk_urgent)
             handled += sum(len(rows) for rows in chunk[:done])
             if done < len(chunk):
                 break  # an urgent notification arrived: look again, it goes first
@@ -268,6 +270,10 @@ class AlertWorker:
                     conn.execute(update(t).where(t.c.id.in_(failed)).values(state="failed", processed_at=utcnow()))
             # The digests show the groups as committed just now.
             self._desk.finish()
+            # Urgent groups whose post waits for the channel's pace are shown at once meanwhile.
+            channels = {g.channel for g in done if g.channel and is_urgent(g)} | self._waiting.channels_showing()
+            if channels:
+                self._waiting.refresh(channels, {g.ref for g in done if g.own_message})
             self._desk, self._round = None, []
         for group in done:
             if stale_acks(group):
@@ -401,6 +407,8 @@ class AlertWorker:
         if not self._hold_lease():
             return
         with GROUP_LOCK:
+            # Posts went out since the last round: lists of groups no longer waiting come off.
+            self._waiting.refresh(self._waiting.channels_showing())
             for storm_id in end_quiet_storms(self.runtime):
                 refresh(self.runtime, storm_id)
             for storm in active_storms(self.runtime):
