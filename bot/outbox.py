@@ -92,7 +92,7 @@ class Outbox:
             channel, "post", ref, payload, thread_ref=thread_ref, dedupe_key=dedupe_key, priority=priority
         )
 
-    def update(self, ref: str, message: Message) -> None:
+    def update(self, ref: str, message: Message, *, priority: int | None = None) -> None:
         payload = {"text": fit_text(message.text), "blocks": fit_blocks(message.blocks)}
         t = schema.outbox
         with self.store.begin() as conn:
@@ -103,9 +103,9 @@ class Outbox:
             ).rowcount
         if rewritten:
             return
-        # An update is as urgent as the message it changes.
-        channel, priority = self._post_of(ref)
-        self._enqueue(channel, "update", ref, payload, priority=priority)
+        # An update is as urgent as the message it changes, unless the caller knows better.
+        channel, post_priority = self._post_of(ref)
+        self._enqueue(channel, "update", ref, payload, priority=post_priority if priority is None else priority)
 
     def upload(
         self, channel: str, files: list[Attachment], *, thread_ref: str | None = None, comment: str = ""

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from bot.context import Runtime
 
 _MAX_LINES = 20
+# Above the digests' updates: the list is the only place these groups are visible yet.
+WAITING_PRIORITY = 50
 
 
 def is_urgent(group: AlertGroup) -> bool:
@@ -95,7 +97,7 @@ class WaitingLists:
         ids = tuple(grp.id for grp in waiting)
         if self._shown.get(carrier.ref) == ids and carrier.ref not in rewritten:
             return
-        runtime.messenger.update(carrier.ref, with_waiting(carrier, waiting))
+        runtime.messenger.update(carrier.ref, with_waiting(carrier, waiting), priority=WAITING_PRIORITY)
         self._shown[carrier.ref] = ids
         self._carriers[carrier.ref] = (channel, carrier.id)
 
