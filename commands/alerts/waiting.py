@@ -13,6 +13,7 @@ bot that died stays there (it names groups whose own messages the restarted bot 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 _MAX_LINES = 20
 # Above the digests' updates: the list is the only place these groups are visible yet.
 WAITING_PRIORITY = 50
+UNPLACED_POLL_S = 5.0
 
 
 def is_urgent(group: AlertGroup) -> bool:
@@ -45,6 +47,15 @@ class WaitingLists:
         self.runtime = runtime
         self._carriers: dict[str, tuple[str, str]] = {}  # carrier ref -> (channel, its group's id)
         self._shown: dict[str, tuple[str, ...]] = {}  # carrier ref -> ids of the groups it lists
+        # Channels with groups waiting but no message in Slack yet to list them on (the first post
+        # of the storm is on its way; the list goes on it the moment it lands), and since when.
+        self._unplaced: dict[str, float] = {}
+
+    def unplaced(self) -> set[str]:
+        """Channels worth polling for the message their list goes on: for a few seconds at most (a
+        post that takes longer is failing, and the worker's regular rounds look again)."""
+        now = time.monotonic()
+        return {channel for channel, since in self._unplaced.items() if now - since < UNPLACED_POLL_S}
 
     def channels_showing(self) -> set[str]:
         """Channels where a list is up: they need a look after posts went out, to take it off."""
@@ -83,6 +94,8 @@ class WaitingLists:
         )
         carriers = sorted((grp for grp in groups if grp.ref in in_slack), key=lambda grp: grp.first_seen)
         carrier = carriers[-1] if carriers and waiting else None
+        if not waiting:
+            self._unplaced.pop(channel, None)
         # A list on another message of the channel (an older carrier), or one nobody needs, comes off.
         for ref, (ch, gid) in list(self._carriers.items()):
             if ch != channel or (carrier is not None and ref == carrier.ref):
@@ -93,7 +106,12 @@ class WaitingLists:
             self._carriers.pop(ref, None)
             self._shown.pop(ref, None)
         if carrier is None:
+            if waiting:
+                self._unplaced.setdefault(channel, time.monotonic())
+            else:
+                self._unplaced.pop(channel, None)
             return
+        self._unplaced.pop(channel, None)
         ids = tuple(grp.id for grp in waiting)
         if self._shown.get(carrier.ref) == ids and carrier.ref not in rewritten:
             return
