@@ -7,15 +7,12 @@ restores use (describe, iterate, insert, create, rename, drop). Both take an ope
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bot.errors import IntegrationError, NotFound
 
-log = logging.getLogger("milvus_chatops.milvus")
 T = TypeVar("T")
 
 
@@ -47,7 +44,6 @@ def open_client(uri: str, token: str | None, *, db_name: str = "default", timeou
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
 
-        quiet_library_logs()
         if is_lite(uri):
             from pathlib import Path
 
@@ -73,35 +69,6 @@ def call(where: str, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any)
         raise IntegrationError(f"Milvus at {where} failed to {what}: {text}", system="milvus") from exc
     except Exception as exc:  # grpc and connection errors surface as plain exceptions
         raise IntegrationError(f"Milvus at {where} failed to {what}: {exc}", system="milvus") from exc
-
-
-class _ToDebug(logging.Handler):
-    """Re-logs a library's records as DEBUG lines of ours: the user's terminal is no place for them."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s: %s", record.name, record.getMessage(), exc_info=record.exc_info)
-
-
-_QUIETED = threading.Lock()
-_quiet_done = False
-
-
-def quiet_library_logs() -> None:
-    """pymilvus logs a warning on every query iterator (no mvccTs from Milvus Lite) through handlers
-    of its own, and Milvus Lite's in-process gRPC server logs a traceback for every call it does not
-    implement (AllocTimestamp, on every index build). Both are noise to an operator; keep them at
-    DEBUG in our log. Idempotent; called when the first client is opened, never at import."""
-    global _quiet_done
-    with _QUIETED:
-        if _quiet_done:
-            return
-        handler = _ToDebug()
-        for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer", "grpc._server"):
-            library = logging.getLogger(name)
-            library.handlers[:] = [handler]
-            library.propagate = False
-        _quiet_done = True
 
 
 class MilvusAdmin:
