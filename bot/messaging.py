@@ -21,8 +21,9 @@ class Messenger(Protocol):
         Within a channel higher ``priority`` goes out first; equal priorities keep their order."""
         ...
 
-    def update(self, ref: str, message: Message) -> None:
-        """Replace the text and blocks of a message posted earlier."""
+    def update(self, ref: str, message: Message, *, priority: int | None = None) -> None:
+        """Replace the text and blocks of a message posted earlier; as urgent as that message's post
+        unless ``priority`` says otherwise."""
         ...
 
     def upload(self, channel: str, files: list[Attachment], *, thread_ref: str | None = None,
