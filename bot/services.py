@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from integrations.alertmanager import AlertmanagerClient
     from integrations.helm import Helm
     from integrations.kubernetes import KubeCluster
-    from integrations.milvus import MilvusAdmin
+    from integrations.milvus import MilvusAdmin, MilvusSearch
     from integrations.milvus_backup import MilvusBackupClient
     from integrations.prometheus import Prometheus
     from integrations.s3 import ObjectStore
@@ -115,6 +115,11 @@ class Services:
         from integrations.milvus import MilvusAdmin
 
         return MilvusAdmin(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
+
+    def milvus_search(self, env: Environment) -> MilvusSearch:
+        from integrations.milvus import MilvusSearch
+
+        return MilvusSearch(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
 
     # -- Kubernetes and helm ----------------------------------------------------------------------------
 
