@@ -7,9 +7,9 @@ records) and the stored results of load tests and drills, which can be run by ha
 from __future__ import annotations
 
 from bot.registry import Registry
-from commands.readiness import loadtest
+from commands.readiness import gate, loadtest
 
 
 def register(registry: Registry) -> None:
-    registry.add(loadtest.loadtest)
+    registry.add(gate.checklist, loadtest.loadtest)
     registry.executor("loadtest", loadtest.execute_loadtest)
