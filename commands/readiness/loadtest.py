@@ -196,7 +196,9 @@ def run_loadtest(runtime: Runtime, env: Environment, plan: Plan, *, user: str, t
     mode = f"{plan.qps:g} searches/s" if plan.qps else f"{plan.concurrency} concurrent"
     say(f"Load test of {plan.collection} ({vf.index_type or 'no index'}, {mode}) for "
         f"{format_duration(plan.duration_s)} started")
-    result = run_load(one, batches, LoadSpec(plan.duration_s, plan.concurrency, plan.qps), say)
+    # A few progress lines even for a short run; transports throttle what they show.
+    every = min(5.0, max(plan.duration_s / 4, 0.5))
+    result = run_load(one, batches, LoadSpec(plan.duration_s, plan.concurrency, plan.qps, every), say)
     recall, sample, recall_note = measure_recall(search, vf, pool, plan, params, say)
     latency = result.percentiles()
     data: dict[str, Any] = {
