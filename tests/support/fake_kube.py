@@ -1023,7 +1023,10 @@ def _make_handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
                 if parts.path in ("/version", "/version/"):
                     status = 200
                     self._send_json(
-                        200, {"major": "1", "minor": "29", "gitVersion": "v1.29.0-fake", "platform": "linux/amd64"}
+                        200,
+                        {"major": "1", "minor": "29", "gitVersion": "v1.29.0-fake", "gitCommit": "0" * 40,
+                         "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.21.5",
+                         "compiler": "gc", "platform": "linux/amd64"},
                     )
                     return
                 if parts.path in ("/api", "/api/"):
