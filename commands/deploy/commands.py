@@ -33,6 +33,7 @@ from bot.services import Services
 from bot.state import utcnow
 from commands.approvals.workflow import ApprovalRequest, Approvals
 from commands.plan.values import chart_version_for, deep_merge, parse_set, values_for
+from commands.readiness.gate import deploy_gate
 from integrations.helm import HelmFailed, ReleaseStatus, duration_seconds, valid_chart, valid_namespace
 from integrations.helm import valid_release as _valid_release
 from integrations.kubernetes import KubeCluster, Readiness, milvus_selector, readiness
@@ -56,6 +57,7 @@ class DeployArgs(BaseModel):
     plan: str | None = Field(None, description="plan id from `/milvus plan` to take resources from")
     set: list[str] = Field(default_factory=list, description="Helm value override key=value (repeatable)")
     dry_run: bool = Field(False, description="show the diff and risks, check the render; change nothing")
+    override_checklist: bool = Field(False, description="admin only: deploy although readiness checklist items fail")
 
 
 class RollbackArgs(BaseModel):
@@ -424,9 +426,11 @@ def deploy(ctx: Context, args: DeployArgs) -> Reply:
                   bk.context(f"Kubernetes: {bk.escape(kube_line)}. Helm rendered the chart; nothing was changed.")]
         return Reply(text=f"Dry run: {title}. Nothing was changed.", blocks=blocks, data={**data, "dry_run": True})
     _check_lock(ctx.runtime, env.name)
+    readiness = deploy_gate(ctx, env, override=args.override_checklist)
     if env.approval.required:
         request = Approvals(ctx.runtime).request(
-            ctx, kind="deploy", env=env.name, title=title, summary_blocks=view.blocks(), payload=prepared.payload
+            ctx, kind="deploy", env=env.name, title=title, summary_blocks=[*readiness, *view.blocks()],
+            payload=prepared.payload,
         )
         text = (
             f"Approval requested: {title} (request `{request.id}`, hash `{request.short_hash}`); "
