@@ -135,6 +135,7 @@ class ReadinessSchedule(Strict):
 
     loadtest: str | None = None
     loadtest_collection: str | None = None
+    loadtest_duration: str = "30s"
     drill_restore: str | None = None
     drill_pod: str | None = None
     drill_pod_component: str = "querynode"

@@ -50,7 +50,8 @@ def scheduled_loadtest(runtime: Runtime, *, env: str, **_: Any) -> str:
     from commands.readiness.loadtest import LoadtestArgs, make_plan, run_loadtest
 
     def go(environment: Environment) -> str:
-        args = LoadtestArgs.model_validate({"collection": environment.schedules.loadtest_collection})
+        args = LoadtestArgs.model_validate({"collection": environment.schedules.loadtest_collection,
+                                            "duration": environment.schedules.loadtest_duration})
         return run_loadtest(runtime, environment, make_plan(environment, args), user="scheduler",
                             trigger="schedule").text
 

@@ -109,3 +109,29 @@ def test_pod_drill_that_never_recovers_says_so(tmp_path: Path, fake_kube: FakeKu
     assert outcome.reply.data["recovered"] is False and outcome.reply.data["recovery_s"] is None
     assert "no replacement became Ready" in outcome.reply.text
     assert refused.exit_code == 1 and "querynode" in refused.reply.text
+
+
+def test_scheduled_drill_and_load_test_run_from_config_and_feed_the_checklist(tmp_path: Path) -> None:
+    from bot.scheduler import jobs_from_config
+
+    config = embedded_default(tmp_path / "data").model_dump()
+    config["environments"]["local"]["schedules"] = {"drill_restore": "0 3 * * 0", "loadtest": "0 4 * * 0",
+                                                    "loadtest_collection": "items", "loadtest_duration": "2s"}
+    config["channels"] = {"ops": "COPS"}
+    bot = Bot(tmp_path / "data", config)
+    try:
+        jobs = {j.job_id: j for j in jobs_from_config(bot.runtime.registry, bot.runtime.config)}
+        assert jobs["drill_restore:local"].cron == "0 3 * * 0" and jobs["loadtest:local"].task == "loadtest"
+        make_collection(bot.client(), "items", vectors(300))
+        bot.run("/milvus backup create local")
+        tasks = bot.runtime.registry.tasks
+        restore_summary = tasks["drill_restore"](bot.runtime, env="local")
+        load_summary = tasks["loadtest"](bot.runtime, env="local")
+        checklist = {i["id"]: i for i in bot.run("/milvus checklist local").reply.data["items"]}
+    finally:
+        bot.close()
+    assert "verified" in restore_summary and "Load test of items in local" in load_summary
+    assert [p["message"].text for p in bot.messenger.posts if p["channel"] == "COPS"] == [restore_summary,
+                                                                                         load_summary]
+    assert "restore drill" in checklist["backup"]["evidence"] and "verified" in checklist["backup"]["evidence"]
+    assert checklist["performance"]["status"] == "warn"  # ran, but the environment sets no targets

@@ -111,3 +111,39 @@ def test_production_caps_rate_and_duration_and_asks_for_approval(tmp_path: Path)
         assert any("10 searches/s" in str(p["message"].blocks) for p in bot.messenger.posts)
     finally:
         bot.close()
+
+
+@pytest.mark.slow
+def test_load_test_on_a_real_milvus_shows_up_in_its_own_search_metrics(tmp_path: Path, milvus_server) -> None:
+    """Milvus 2.3.5 counts the searches it served; the load test's count must match what it reports."""
+    import re
+    import urllib.request
+
+    def searches_served() -> float:
+        with urllib.request.urlopen(milvus_server.metrics_url, timeout=10) as resp:
+            text = resp.read().decode()
+        found = re.findall(r'^milvus_proxy_req_count\{[^}]*function_name="Search"[^}]*status="success"[^}]*\} (\S+)',
+                           text, flags=re.MULTILINE)
+        return sum(float(v) for v in found)
+
+    config = {"environments": {"real": {"milvus": {"uri": milvus_server.uri, "timeout_s": 30}}},
+              "access": [{"role": "operator", "users": ["ULOCALOPERATOR"]}]}
+    bot = Bot(tmp_path / "data", config)
+    try:
+        client = bot.client("real")
+        if client.has_collection("readiness_lt"):
+            client.drop_collection("readiness_lt")
+        make_collection(client, "readiness_lt", vectors(5000, seed=3), index="IVF_FLAT", params={"nlist": 64})
+        before = searches_served()
+        outcome = bot.run("/milvus loadtest real --collection readiness_lt --duration 2s --recall-sample 10 "
+                          "--search-params nprobe=64")
+        after = searches_served()
+        client.drop_collection("readiness_lt")
+    finally:
+        bot.close()
+    assert outcome.exit_code == 0, outcome.reply.text
+    data = outcome.reply.data
+    assert data["errors"] == 0 and data["recall_at_k"] == 1.0
+    # The load plus one search for the recall sample; the server may publish its counters a moment late.
+    assert after - before >= data["requests"] * 0.9
+    assert after - before <= data["requests"] + 1
