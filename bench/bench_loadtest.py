@@ -86,7 +86,12 @@ def main() -> int:
             def one(vectors: list[list[float]]) -> Any:
                 return search.search_raw(COLLECTION, vectors, anns_field="vec", limit=10, search_params=params)
 
-            bare_loop(client, batches, params, 2.0, args.threads)  # warm-up: connections, caches
+            # Searches before the index is built scan raw segments: wait for it, then warm up connections.
+            index = client.list_indexes(COLLECTION)[0]
+            deadline = time.monotonic() + 120
+            while client.describe_index(COLLECTION, index).get("pending_index_rows", 0) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            bare_loop(client, batches, params, 5.0, args.threads)
             bare, gen = [], []
             for _ in range(args.rounds):
                 bare.append(bare_loop(client, batches, params, args.seconds, args.threads))
