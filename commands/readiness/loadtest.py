@@ -46,7 +46,7 @@ class LoadtestArgs(BaseModel):
                               description="fixed rate (open loop) instead of as fast as answered")
     topk: int = Field(10, ge=1, le=16384, description="results per query (the k of recall@k)")
     nq: int = Field(1, ge=1, le=1000, description="query vectors per search request")
-    filter: str = Field("", description="boolean filter expression applied to every search")
+    filter: str | None = Field(None, description="boolean filter expression applied to every search")
     search_params: str | None = Field(None, description='index search parameters: `nprobe=16` or `{"ef": 64}`')
     recall_sample: int = Field(20, ge=0, le=1000, description="queries checked against exact search (0: none)")
 
@@ -125,7 +125,7 @@ def make_plan(env: Environment, args: LoadtestArgs) -> Plan:
         # Production traffic shares the cluster: never run open-ended, always at a bounded rate.
         qps = qps or limits.max_qps
         concurrency = min(concurrency, limits.max_concurrency)
-    return Plan(args.collection, duration, concurrency, qps, args.topk, args.nq, args.filter,
+    return Plan(args.collection, duration, concurrency, qps, args.topk, args.nq, args.filter or "",
                 parse_search_params(args.search_params), args.recall_sample)
 
 
