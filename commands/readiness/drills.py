@@ -87,12 +87,11 @@ def run_restore_drill(runtime: Runtime, env: Environment, backup_id: str | None,
     if not listing.usable:
         raise NotFound(f"`{env.name}` has no usable backup to drill with.",
                        hint=f"`/milvus backup create {env.name}` takes one.")
-    record = listing.usable[0]
-    if backup_id:
-        record = next((r for r in listing.usable if r.id == backup_id), None)  # type: ignore[assignment]
-        if record is None:
-            raise NotFound(f"There is no usable backup `{bk.escape(backup_id)}` in `{env.name}`.",
-                           hint=f"`/milvus backup list {env.name}` shows them.")
+    found = next((r for r in listing.usable if r.id == backup_id), None) if backup_id else listing.usable[0]
+    if found is None:
+        raise NotFound(f"There is no usable backup `{bk.escape(backup_id or '')}` in `{env.name}`.",
+                       hint=f"`/milvus backup list {env.name}` shows them.")
+    record = found
     suffix = f"__drill_{secrets.token_hex(3)}"
     started_at = utcnow()
     rpo_s = (started_at - record.created_at).total_seconds()
