@@ -270,5 +270,5 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0004_approvals", _create(approval_requests, approval_votes)),
     ("0005_alerts", _create(alert_notifications, alert_groups)),
     ("0006_backups", _create(backups)),
-    ("0007_readiness_runs", _create(readiness_runs)),
+    ("0009_readiness_runs", _create(readiness_runs)),
 ]
