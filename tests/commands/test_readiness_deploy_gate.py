@@ -84,3 +84,29 @@ def test_require_checklist_refuses_a_failing_deploy_unless_an_admin_overrides(tm
     assert len(helm.calls("upgrade")) == 1  # only the overridden deploy reached helm
     override = [e for e in audit if e.action == "checklist override"]
     assert len(override) == 1 and override[0].user_id == ADMIN and "backup" in override[0].arguments["failing"]
+
+
+def test_capacity_and_kubernetes_items_judge_the_deployed_plan(tmp_path: Path, helm: FakeHelm,
+                                                               fake_kube: FakeKube) -> None:
+    from tests.commands.readiness_helpers import make_collection, vectors
+
+    seed_pods(fake_kube)
+    fake_kube.put({"kind": "Node", "metadata": {"name": "small-node"}, "spec": {},
+                   "status": {"allocatable": {"cpu": "2", "memory": "4Gi"},
+                              "conditions": [{"type": "Ready", "status": "True"}]}})
+    bot = Bot(tmp_path / "data", config(tmp_path, fake_kube))
+    try:
+        planned = bot.run("/milvus plan --vectors 1000 --dim 16 --milvus-version 2.5", user=OPERATOR)
+        plan_id = planned.reply.data["plan_id"]
+        deployed = bot.run(f"/milvus deploy prod --plan {plan_id}", user=OPERATOR)
+        assert deployed.exit_code == 0, deployed.reply.text
+        make_collection(bot.client("prod"), "items", vectors(900))
+        got = {i["id"]: i for i in bot.run("/milvus checklist prod", user=OPERATOR).reply.data["items"]}
+    finally:
+        bot.close()
+    assert got["capacity"]["status"] == "warn", got["capacity"]  # 900 rows of a 1,000-vector plan
+    assert f"plan {plan_id}: 1,000 vectors" in got["capacity"]["evidence"]
+    assert "today 900 rows (90% of the plan)" in got["capacity"]["evidence"]
+    assert got["kubernetes"]["status"] == "fail", got["kubernetes"]
+    assert "1/1 nodes ready (2.0 CPU, 4.0 GiB allocatable)" in got["kubernetes"]["evidence"]
+    assert "the nodes cannot hold it" in got["kubernetes"]["evidence"]
