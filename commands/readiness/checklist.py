@@ -440,7 +440,10 @@ def checklist_blocks(env: Environment, items: list[Item]) -> list[dict[str, Any]
         text = f"{ICONS[item.status]} *{bk.escape(item.title)}* ({item.status.replace('_', ' ')})\n"
         text += bk.escape(bk.truncate(item.evidence, 1200))
         if item.fix and item.status != PASS:
-            text += f"\nFix: `{bk.escape(bk.truncate(item.fix, 400))}`"
+            fix = bk.escape(bk.truncate(item.fix, 400))
+            # Commands to type are shown as code; advice about the config as plain text.
+            typed = item.fix.startswith(("/milvus", "milvus-chatops", "kubectl"))
+            text += f"\nFix: `{fix}`" if typed else f"\nFix: {fix}"
         blocks.append(bk.section(text))
     return bk.fit_blocks(blocks)
 
