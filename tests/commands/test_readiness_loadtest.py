@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.commands.readiness_helpers import Bot, make_collection, vectors
+from tests.commands.readiness_helpers import OPERATOR, Bot, make_collection, vectors
 
 CONTRACT_KEYS = {"environment", "collection", "duration_s", "requests", "errors", "qps", "latency_ms", "k",
                  "recall_at_k", "recall_sample"}
@@ -103,12 +103,28 @@ def test_production_caps_rate_and_duration_and_asks_for_approval(tmp_path: Path)
         assert too_long.exit_code == 1 and "at most 30s" in too_long.reply.text
         too_fast = bot.run("/milvus loadtest local --collection items --qps 50")
         assert too_fast.exit_code == 1 and "--qps 10" in too_fast.reply.text
-        asked = bot.run("/milvus loadtest local --collection items --duration 10s")
+        asked = bot.run("/milvus loadtest local --collection items --duration 2s")
         assert asked.exit_code == 0, asked.reply.text
         request = asked.reply.data["approval"]
         # Without --qps, production runs at its capped rate: that is what the approver sees and approves.
         assert request["kind"] == "loadtest"
         assert any("10 searches/s" in str(p["message"].blocks) for p in bot.messenger.posts)
+
+        from commands.approvals.workflow import Approvals
+
+        approved = bot.run(f"/milvus approve {request['id']}", user="UAPPROVER")
+        assert approved.exit_code == 0, approved.reply.text
+        assert Approvals.wait(request["id"], timeout=120)
+        done = Approvals(bot.runtime).get(request["id"])
+        assert done.state == "done", done.result
+        [result] = bot.messenger.thread(f"approval:{request['id']}")[-1:]
+        assert result.startswith("Load test of items in local:")
+        ran = bot.runtime.store.engine.connect()
+        try:
+            stored = ran.exec_driver_sql("SELECT created_by, result FROM readiness_runs").all()
+        finally:
+            ran.close()
+        assert [row[0] for row in stored] == [OPERATOR]  # recorded as the requester's run
     finally:
         bot.close()
 
