@@ -31,9 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import Environment, HealthThresholds, MilvusTarget
-from commands.reports.engine import build_capacity, build_health
+from commands.reports.build import build_capacity, build_health
 from integrations.prometheus import connect
-from tests.bot.reports_helpers import INST, NS, milvus_scrape_config
+from tests.commands.reports.reports_helpers import INST, NS, milvus_scrape_config
 from tests.support.servers import start_milvus_server, start_prometheus
 from tests.support.wait import wait_for
 

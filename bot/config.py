@@ -168,6 +168,11 @@ class Environment(Strict):
     # A deploy while a checklist item fails then needs an admin's --override-checklist.
     require_checklist: bool = False
 
+    @property
+    def needs_approval(self) -> bool:
+        """Every mutating action (deploy, rollback, restore, backup delete) waits for four eyes here."""
+        return self.production or self.approval.required
+
 
 class Grant(Strict):
     role: Role
@@ -267,7 +272,57 @@ class Config(Strict):
             unknown = [e for e in grant.environments if e not in known]
             if unknown:
                 raise ValueError(f"access grant names unknown environment(s) {', '.join(unknown)}")
+        for name in self.environments:
+            problem = self.unapprovable(name)
+            if problem:
+                raise ValueError(f"environments.{name}.approval: {problem}")
         return self
+
+    def requesters(self, env: str) -> tuple[set[str], bool]:
+        """Users who may ask for a change in ``env`` (operators and up), and whether user groups may too."""
+        users: set[str] = set()
+        groups = False
+        for grant in self.access:
+            if grant.role >= Role.operator and ("*" in grant.environments or env in grant.environments):
+                users.update(grant.users)
+                groups = groups or bool(grant.groups)
+        return users, groups
+
+    def unapprovable(self, env: str) -> str | None:
+        """Why no request in ``env`` could ever be approved, or None.
+
+        The requester never approves their own request, so when everyone who can ask is also an
+        approver, each request has one approver fewer than the list. User groups have members this
+        file does not know, so a group among the approvers (or the requesters) is given the benefit
+        of the doubt.
+        """
+        environment = self.environments[env]
+        if not environment.needs_approval:
+            return None
+        policy = environment.approval
+        why = "`production: true`" if environment.production else "`approval.required`"
+        if not policy.approvers:
+            return (
+                f"{why} makes every change wait for approval, but no approvers are set, so nothing could ever "
+                "be approved; list Slack user ids (U...) or user group ids (S...) in `approvers`"
+            )
+        if any(not a.startswith(("U", "W")) for a in policy.approvers):
+            return None
+        people = set(policy.approvers)
+        needed = policy.approvals_required
+        if len(people) < needed:
+            return (
+                f"{needed} approvals are required but only {len(people)} approver(s) are listed; "
+                f"list at least {needed} (more than {needed} if approvers also ask for changes)"
+            )
+        users, groups = self.requesters(env)
+        if not groups and users and users <= people and len(people) - 1 < needed:
+            return (
+                f"{needed} approval(s) are required from {len(people)} approver(s), and everyone who can ask for a "
+                "change is an approver who cannot approve their own request, so no request could get "
+                f"{needed}; list at least {needed + 1} approvers or lower `approvals_required`"
+            )
+        return None
 
     def channels_for(self, env: Environment) -> Channels:
         """The environment's channels, falling back to the global ones key by key."""

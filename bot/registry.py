@@ -54,7 +54,7 @@ class CommandSpec:
     role: Role | None  # None: anyone in the workspace (help, whoami)
     # Commands that act on one environment take it as the first positional argument or --env.
     targets_env: bool
-    examples: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()  # `/milvus help` shows `{env}` as an environment of the running config
 
     def __call__(self, ctx: Context, args: Any) -> Reply:
         return self.handler(ctx, args)

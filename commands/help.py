@@ -25,7 +25,7 @@ class HelpArgs(BaseModel):
 )
 def help_command(ctx: Context, args: HelpArgs) -> Reply:
     if args.topic:
-        return _one(ctx.runtime.registry, " ".join(args.topic).lower())
+        return _one(ctx.runtime.registry, " ".join(args.topic).lower(), _example_env(ctx))
     lines = [f"`{spec.name}` {spec.summary}" for specs in ctx.runtime.registry.groups().values() for spec in specs]
     text = "\n".join(lines)
     envs = ", ".join(ctx.config.environments)
@@ -40,7 +40,14 @@ def help_command(ctx: Context, args: HelpArgs) -> Reply:
     )
 
 
-def _one(registry: Registry, topic: str) -> Reply:
+def _example_env(ctx: Context) -> str:
+    """An environment of this config for examples written with ``{env}``: one that exists here,
+    preferring one where trying things is harmless."""
+    envs = list(ctx.config.environments.values())
+    return next((e.name for e in envs if not e.production), envs[0].name)
+
+
+def _one(registry: Registry, topic: str, env: str) -> Reply:
     specs = [s for name, s in registry.commands.items() if name == topic or name.split()[0] == topic]
     if not specs:
         from bot.args import closest
@@ -53,7 +60,7 @@ def _one(registry: Registry, topic: str) -> Reply:
     for spec in specs:
         usage = usage_line(spec.name, spec.args)
         options = "\n".join(f"• {line}" for line in describe_options(spec.args)) or "No arguments."
-        examples = "\n".join(f"`{e}`" for e in spec.examples)
+        examples = "\n".join(f"`{e.replace('{env}', env)}`" for e in spec.examples)
         body = f"*{spec.summary}*\n`{usage}`\n{options}" + (f"\nExamples:\n{examples}" if examples else "")
         if spec.role is not None:
             body += f"\n_Needs the {spec.role.name} role{' in the environment' if spec.targets_env else ''}._"

@@ -87,7 +87,7 @@ def _release_blocks(ctx: Context, env: Environment) -> list[dict[str, Any]]:
     """The Helm release's revision, chart, image and pod readiness, when the env is deployed by us."""
     if env.helm is None:
         return []
-    from commands.deploy.commands import release_summary
+    from commands.deploy.history import release_summary
 
     return release_summary(ctx, env) or []
 

@@ -36,7 +36,7 @@ from bot import blocks as bk
 from bot import schema
 from bot.access import Identity
 from bot.errors import AccessDenied, Conflict, NotFound, UserError, describe_failure
-from bot.reply import Message, Reply
+from bot.reply import Attachment, Message, Reply
 from bot.state import as_utc, utcnow
 
 if TYPE_CHECKING:
@@ -201,8 +201,13 @@ class Approvals:
         title: str,
         summary_blocks: list[dict[str, Any]],
         payload: dict[str, Any],
+        files: list[Attachment] | None = None,
     ) -> ApprovalRequest:
-        """Store a request and post it with Approve/Reject buttons to the env's approvals channel."""
+        """Store a request and post it with Approve/Reject buttons to the env's approvals channel.
+
+        ``files`` (the complete diff, say) go into the request's thread, so approvers can read
+        everything that the message itself has no room for.
+        """
         if kind not in self.runtime.registry.executors:
             raise RuntimeError(f"no approval executor registered for kind {kind!r}")
         environment = self.runtime.environment(env)
@@ -249,6 +254,11 @@ class Approvals:
         self.runtime.messenger.post(
             channel, self.render(request), ref=request.message_ref, dedupe_key=f"approval-post:{request_id}"
         )
+        if files:
+            self.runtime.messenger.upload(
+                channel, files, thread_ref=request.message_ref,
+                comment=f"Everything request {request_id} would change (payload hash {request.short_hash}).",
+            )
         self._audit(request, ctx.user.user_id, "request", "ok", f"hash {request.short_hash}")
         return request
 
@@ -489,12 +499,12 @@ class Approvals:
         except Exception:
             log.exception("could not post the result of approval %s", request.id)
         try:
+            # Audited before the state turns final too: whoever sees "done" finds the record of it.
+            self._audit(request, approver.user_id, "execute", outcome, result, ref, started)
             t = schema.approval_requests
             with self.runtime.store.begin() as conn:
                 conn.execute(update(t).where(t.c.id == request.id).values(state=state, result=result[:4000]))
-            done = self.get(request.id)
-            self._audit(done, approver.user_id, "execute", outcome, result, ref, started)
-            self._refresh(done)
+            self._refresh(self.get(request.id))
         finally:
             with _RUNNING_LOCK:
                 _RUNNING.pop(request.id, None)

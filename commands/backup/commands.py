@@ -42,7 +42,7 @@ class BackupRefArgs(BaseModel):
 
 
 def needs_approval(env: Environment) -> bool:
-    return env.production or env.approval.required
+    return env.needs_approval
 
 
 def _record_line(record: backups.BackupRecord) -> str:

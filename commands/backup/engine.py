@@ -593,6 +593,16 @@ def _backup_dir(env: str, backup_id: str) -> str:
     return f"{env}/{backup_id}"
 
 
+def _clashes(names: list[str], env: str) -> Conflict:
+    listed = ", ".join(f"`{bk.escape(c)}`" for c in names)
+    one = len(names) == 1
+    return Conflict(
+        f"{listed} already {'exists' if one else 'exist'} in `{env}`; nothing was restored.",
+        hint=f"Add `--suffix _restored` to restore next to {'it' if one else 'them'}, "
+        f"or `--drop-existing` to replace {'it' if one else 'them'}.",
+    )
+
+
 def read_manifest(store: ObjectStore, env: str, backup_id: str) -> Manifest:
     key = f"{_backup_dir(env, backup_id)}/{MANIFEST}"
     try:
@@ -1186,11 +1196,7 @@ def _prepare_restore(
     existing = set(_milvus_call("list collections", client.list_collections))
     clashes = [target for _, target in plan if target in existing]
     if clashes and not drop_existing:
-        raise Conflict(
-            f"{', '.join(f'`{bk.escape(c)}`' for c in clashes)} already exist(s) in `{target_env.name}`; "
-            "nothing was restored.",
-            hint="Add `--suffix _restored` to restore next to it, or `--drop-existing` to replace it.",
-        )
+        raise _clashes(clashes, target_env.name)
     return manifest, plan, existing
 
 
@@ -1561,11 +1567,7 @@ def _remote_restore(runtime: Runtime, source_env: Environment, backup_id: str, t
     existing = set(_milvus_call("list collections", milvus.list_collections))
     clashes = [c + suffix for c in chosen if c + suffix in existing]
     if clashes and not drop_existing:
-        raise Conflict(
-            f"{', '.join(f'`{bk.escape(c)}`' for c in clashes)} already exist(s) in `{target_env.name}`; "
-            "nothing was restored.",
-            hint="Add `--suffix _restored` to restore next to it, or `--drop-existing` to replace it.",
-        )
+        raise _clashes(clashes, target_env.name)
     started = time.perf_counter()
     task = client.restore(backup_id, collections=chosen, suffix=suffix, drop_existing=drop_existing)
     client.wait_restore(task.id, timeout_s=REMOTE_TIMEOUT_S,

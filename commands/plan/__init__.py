@@ -1,5 +1,6 @@
 """/milvus plan: capacity from the official sizing formulas (sizing.py), Helm values for the chart
-(values.py), and the command, form and buttons (commands.py)."""
+(values.py), the arguments and the form (inputs.py), the reply (render.py), and the handlers of the
+command, the form and the buttons (commands.py)."""
 
 from __future__ import annotations
 

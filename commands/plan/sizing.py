@@ -1,13 +1,13 @@
 """Capacity planning for Milvus: the official sizing tool's arithmetic, and what it leaves out.
 
 Pure: no I/O, no Slack. ``plan(PlanInput) -> Plan``; ``Plan.to_data()`` is the ``plan`` structured
-result of CONTRACT.md.
+data of `run --json` (its keys are part of the bot's interface).
 
 Where the official tool (milvus.io/tools/sizing for 2.6, /tools/sizing-v250 for 2.5) models an input,
 every figure here is the tool's: index memory, loading memory, query node local disk, the query node
 shape and count, proxy / mixCoord / dataNode / indexNode / streamingNode tiers, standalone sizing,
 the mode thresholds, and the etcd / MinIO / Pulsar / Kafka / ZooKeeper pods and volumes. The numbers
-and worked cases are in ``shared/reference/milvus-sizing.md``; the tests pin each of them.
+and worked cases are written down in docs/ (the sizing page); the tests pin each of them.
 
 Where the tool is silent we go further and say so in the "show the math" lines:
 
@@ -47,6 +47,7 @@ from pydantic import (
 )
 
 from bot.args import parse_bytes, parse_count
+from bot.blocks import escape
 from bot.config import PriceTable
 from bot.errors import UsageError
 
@@ -153,7 +154,9 @@ class PlanInputError(UsageError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        text = f" {problems[0]}" if len(problems) == 1 else "".join(f"\n• {p}" for p in problems)
+        # Problems quote what the user typed; as Slack text, `<!channel>` must stay inert.
+        shown = [escape(p) for p in problems]
+        text = f" {shown[0]}" if len(shown) == 1 else "".join(f"\n• {p}" for p in shown)
         super().__init__(f"Cannot plan this:{text}", hint="See `/milvus help plan` for the arguments.")
 
 
@@ -176,6 +179,9 @@ def _count(value: Any) -> Any:
         text = value.strip().lower()
         for unit in ("/month", "/mo", "per month"):
             text = text.removesuffix(unit).strip()
+        # "-5" is a number, just not a count: the field's own range check says what it must be.
+        if text.startswith("-") and text[1:].strip()[:1].isdigit():
+            return -parse_count(text[1:].strip())
         return parse_count(text)
     return value
 
@@ -654,7 +660,7 @@ class Plan:
         return next((c for c in (*self.components, *self.dependencies) if c.name == name), None)
 
     def to_data(self) -> dict[str, Any]:
-        """The ``plan`` structured result of CONTRACT.md (required keys first, then additions)."""
+        """The ``plan`` data of `run --json` (the keys others rely on first, then additions)."""
         return {
             "mode": self.mode,
             "raw_data_gib": round(self.raw_data_gib, 2),

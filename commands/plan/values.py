@@ -1,7 +1,7 @@
 """A ``Plan`` as Helm values for the real milvus-helm chart, plus Helm-style ``--set`` overrides.
 
 Milvus 2.5 deploys with chart 4.2.x (index nodes, no streaming node), 2.6 with chart 5.0.x (streaming
-nodes, index build inside data nodes). Keys come from ``shared/reference/milvus-helm-values-outline.yaml``
+nodes, index build inside data nodes). Keys come from the chart's top-level values.yaml outline
 and, for the Pulsar sub-chart's sizes (``volumes.journal/ledgers/data.size``), from the chart's own
 values.yaml. Templates live in ``templates/helm/``.
 

@@ -231,7 +231,7 @@ def drill_pod(ctx: Context, args: DrillPodArgs) -> Reply:
     timeout_s = parse_duration(args.timeout, minimum=dt.timedelta(seconds=10), maximum=dt.timedelta(hours=1),
                                noun="timeout", examples="`5m` or `10m`").total_seconds()
     payload = {"env": env.name, "component": args.component, "collection": args.collection, "timeout_s": timeout_s}
-    if env.production or env.approval.required:
+    if env.needs_approval:
         title = f"Pod drill: delete one {args.component} pod in {env.name}"
         request = Approvals(ctx.runtime).request(
             ctx, kind="drill_pod", env=env.name, title=title,

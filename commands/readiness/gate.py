@@ -40,7 +40,7 @@ def deploy_gate(ctx: Context, env: Environment, *, override: bool) -> list[dict[
     """Blocks for a production deploy's approval request; refuses when ``require_checklist`` is set
     and an item fails, unless an admin overrides (the override is written to the audit log)."""
     # The summary is shown only in a production approval request; the gate only with require_checklist.
-    if not (env.require_checklist or (env.production and env.approval.required)):
+    if not (env.require_checklist or env.production):
         return []
     items = run_checklist(ctx, env)
     failing = [i for i in items if i.status == FAIL]

@@ -142,7 +142,7 @@ def loadtest(ctx: Context, args: LoadtestArgs) -> Reply:
     env = ctx.require_env()
     plan = make_plan(env, args)
     ctx.services.milvus_search(env).vector_field(plan.collection)  # refuse a missing collection before asking
-    if env.production or env.approval.required:
+    if env.needs_approval:
         title = f"Load test {plan.collection} in {env.name} for {format_duration(plan.duration_s)}"
         rate = f"{plan.qps:g} searches/s" if plan.qps else f"{plan.concurrency} concurrent searches"
         request = Approvals(ctx.runtime).request(

@@ -8,7 +8,8 @@ from bot.args import positional
 from bot.context import Context
 from bot.registry import command
 from bot.reply import Reply
-from commands.reports.engine import parse_window, report_on_demand
+from commands.reports.build import parse_window
+from commands.reports.commands import report_on_demand
 
 
 class CapacityArgs(BaseModel):
@@ -27,5 +28,4 @@ class CapacityArgs(BaseModel):
 def capacity_command(ctx: Context, args: CapacityArgs) -> Reply:
     window = parse_window(args.window)
     ctx.progress(f"querying Prometheus for {ctx.require_env().name} over {args.window}")
-    reply: Reply = report_on_demand(ctx, "capacity", window=window, charts=not args.no_chart)
-    return reply
+    return report_on_demand(ctx, "capacity", window=window, charts=not args.no_chart)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from commands.reports.engine import Forecast
-    from integrations.prometheus import Range
+from commands.reports.forecast import Forecast, linear_fit
+from integrations.prometheus import Range
 
 _lock = threading.Lock()  # pyplot's state machine is not thread-safe; the OO API plus a lock is enough
 
@@ -108,8 +107,6 @@ def memory_chart(ranges: dict[str, Range], forecasts: list[Forecast], env: str, 
 
 
 def rows_chart(ranges: dict[str, Range], env: str, now: dt.datetime) -> bytes | None:
-    from commands.reports.engine import linear_fit
-
     rng = ranges.get("rows")
     if rng is None or not rng.ok:
         return None

@@ -1,112 +1,40 @@
-"""/milvus reports: the scheduled health and capacity reports, their last runs, and running one now.
-
-Health runs daily and capacity weekly by default (config ``reports``: timezone, and per report cron,
-channel, environments). Jobs come from the config through ``@job_source``; bot/scheduler.py runs
-each due run once across restarts and replicas. The last run of each report and environment is kept
-in the state store (kv ``reports.last_run``), whether a schedule, a command or an admin started it.
-"""
+"""/milvus reports (the schedules and their last runs), /milvus reports run, and the on-demand
+answer that `/milvus health` and `/milvus capacity` share."""
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import uuid
-from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from bot import blocks as bk
 from bot.args import positional
-from bot.config import Config, Role
+from bot.config import Role
 from bot.context import Context
-from bot.errors import IntegrationError, UserError
+from bot.errors import UserError
 from bot.registry import command
-from bot.reply import Message, Reply
+from bot.reply import Reply
 from bot.scheduler import JobSpec, trigger_for
-from commands.reports.engine import Kind, last_run, make_report, record_run
-
-log = logging.getLogger("milvus_chatops.reports")
-KINDS: tuple[Kind, ...] = ("health", "capacity")
-
-
-def _targets(config: Config, kind: Kind) -> Iterator[tuple[str, str | None]]:
-    """(environment, channel) pairs a report kind is scheduled for."""
-    schedule = getattr(config.reports, kind)
-    if schedule is None:
-        return
-    names = schedule.environments or [n for n, e in config.environments.items() if e.prometheus_url]
-    for name in names:
-        env = config.environments.get(name)
-        if env is None:
-            continue
-        channels = config.channels_for(env)
-        yield name, schedule.channel or channels.reports or channels.ops
+from commands.reports.build import make_report
+from commands.reports.render import Kind
+from commands.reports.schedule import KINDS, deliver, last_run, record_run, targets
 
 
-def report_jobs(config: Config) -> Iterator[JobSpec]:
-    for kind in KINDS:
-        schedule = getattr(config.reports, kind)
-        for env, channel in _targets(config, kind):
-            if channel is None:
-                log.warning(
-                    "%s report for %s has no channel (set reports.%s.channel or channels.reports)", kind, env, kind
-                )
-                continue
-            yield JobSpec(
-                job_id=f"report:{kind}:{env}",
-                task="report",
-                cron=schedule.cron,
-                timezone=config.reports.timezone,
-                kwargs={"kind": kind, "env": env, "channel": channel},
-            )
-
-
-def deliver(runtime: Any, kind: Kind, env_name: str, channel: str, *, trigger: str, by: str) -> str:
-    """Build a report and post it, charts in its thread; returns a one-line summary."""
-    env = runtime.environment(env_name)
-    try:
-        report = make_report(runtime, env, kind)
-    except IntegrationError as exc:
-        # The team reads these every morning: say that the report is missing and why.
-        runtime.messenger.post(
-            channel,
-            Message(
-                f"{kind.capitalize()} report for {env_name} could not be built: {exc.message}",
-                [
-                    bk.section(
-                        f":warning: *{kind.capitalize()} report for {bk.escape(env_name)}* could not be"
-                        f" built: {bk.escape(exc.message)}"
-                    )
-                ],
-            ),
-        )
-        record_run(runtime.store, kind, env_name, trigger=trigger, by=by, verdict="failed", summary=exc.message)
-        raise
-    # Scheduled runs are claimed once per scheduled time by the scheduler; an admin's run-now is
-    # meant to post every time, so no dedupe key here. The ref is unique so the charts thread on it.
-    ref = runtime.messenger.post(
-        channel,
-        report.message(),
-        ref=f"report:{kind}:{env_name}:{report.generated_at:%Y%m%dT%H%M%S}:{uuid.uuid4().hex[:8]}",
-    )
-    if report.charts:
-        runtime.messenger.upload(channel, report.charts, thread_ref=ref, comment=report.title())
-    summary = report.text()
+def report_on_demand(ctx: Context, kind: Kind, *, window: dt.timedelta | None = None, charts: bool = True) -> Reply:
+    """What `/milvus health` and `/milvus capacity` answer: the report, its run recorded as the user's."""
+    env = ctx.require_env()
+    report = make_report(ctx.runtime, env, kind, window=window, charts=charts)
     record_run(
-        runtime.store,
+        ctx.store,
         kind,
-        env_name,
-        trigger=trigger,
-        by=by,
+        env.name,
+        trigger="command",
+        by=ctx.user.user_id,
         verdict=report.verdict.value,
         summary=report.verdict_text(),
     )
-    return summary
-
-
-def run_scheduled(runtime: Any, *, kind: Kind, env: str, channel: str, **_: Any) -> str:
-    return deliver(runtime, kind, env, channel, trigger="schedule", by="scheduler")
+    return Reply(text=report.text(), blocks=report.blocks(), data=report.to_data(), files=report.charts)
 
 
 class ReportsArgs(BaseModel):
@@ -135,10 +63,10 @@ def list_reports(ctx: Context, args: ReportsArgs) -> Reply:
         lines.append(
             f"*{kind.capitalize()}*: `{bk.escape(schedule.cron)}` ({bk.escape(tz)}), next {next_run:%Y-%m-%d %H:%M %Z}"
         )
-        targets = list(_targets(config, kind))
-        if not targets:
+        scheduled = list(targets(config, kind))
+        if not scheduled:
             lines.append("    no environment with `prometheus_url`")
-        for env, channel in targets:
+        for env, channel in scheduled:
             last = last_run(ctx.store, kind, env)
             where = f"#{bk.escape(channel)}" if channel else "_no channel configured_"
             if last:

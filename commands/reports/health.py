@@ -8,7 +8,7 @@ from bot.args import positional
 from bot.context import Context
 from bot.registry import command
 from bot.reply import Reply
-from commands.reports.engine import report_on_demand
+from commands.reports.commands import report_on_demand
 
 
 class HealthArgs(BaseModel):
@@ -25,5 +25,4 @@ class HealthArgs(BaseModel):
 )
 def health_command(ctx: Context, args: HealthArgs) -> Reply:
     ctx.progress(f"querying Prometheus for {ctx.require_env().name}")
-    reply: Reply = report_on_demand(ctx, "health", charts=not args.no_chart)
-    return reply
+    return report_on_demand(ctx, "health", charts=not args.no_chart)

@@ -116,7 +116,7 @@ def test_restore_into_existing_needs_drop_existing(tmp_path: Path, milvus_lite_u
 
     with pytest.raises(Conflict) as refused:
         backups.restore_backup(runtime, env, record.id, env)
-    assert "`docs` already exist(s)" in refused.value.message and "--drop-existing" in str(refused.value.hint)
+    assert "`docs` already exists" in refused.value.message and "--drop-existing" in str(refused.value.hint)
     assert_same_rows(changed, all_rows(client, "docs"))  # untouched
 
     report = backups.restore_backup(runtime, env, record.id, env, suffix="_copy")

@@ -75,3 +75,43 @@ def test_the_example_config_shipped_in_the_repo_is_valid(tmp_path):
     example = Path(__file__).resolve().parents[2] / "config.example.yaml"
     config = load_config(example, tmp_path)
     assert {"dev", "staging", "prod"} <= set(config.environments)
+
+
+def _approval_config(tmp_path: Path, approval: str, *, production: bool = False, operators: str = "[U1, U2]") -> Path:
+    return write(
+        tmp_path,
+        "environments:\n  prod:\n    milvus: {uri: 'prod.db'}\n"
+        f"    production: {str(production).lower()}\n    approval: {approval}\n"
+        f"access:\n  - {{role: operator, users: {operators}}}\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("approval", "production", "expected"),
+    [
+        # production alone asks for approval: someone must be able to give it.
+        ("{}", True, "no approvers are set"),
+        ("{required: true}", False, "no approvers are set"),
+        ("{required: true, approvers: [U1], approvals_required: 2}", False, "only 1 approver(s) are listed"),
+        # Both operators approve, and nobody approves their own request: two approvals can never come.
+        ("{required: true, approvers: [U1, U2], approvals_required: 2}", False, "cannot approve their own request"),
+    ],
+)
+def test_check_config_refuses_approval_that_nobody_could_give(tmp_path, approval, production, expected):
+    from tests.bot.test_cli import cli
+
+    out = cli("check-config", "--config", str(_approval_config(tmp_path, approval, production=production)),
+              data_dir=tmp_path)
+    assert out.returncode == 1, out.stdout
+    assert "environments.prod.approval:" in out.stderr and expected in out.stderr
+
+
+def test_approval_that_someone_can_give_is_accepted(tmp_path):
+    # U3 asks, U1 approves; a user group may hold any number of people.
+    for approval, operators in (
+        ("{required: true, approvers: [U1], approvals_required: 1}", "[U1, U3]"),
+        ("{required: true, approvers: [U1, U2, U3], approvals_required: 2}", "[U1, U2, U3]"),
+        ("{approvers: [S0SRE], approvals_required: 3}", "[U1]"),
+    ):
+        config = load_config(_approval_config(tmp_path, approval, production=True, operators=operators), tmp_path)
+        assert config.environments["prod"].needs_approval

@@ -115,7 +115,7 @@ def test_restore_refuses_existing_then_restores_with_suffix(setup: Any) -> None:
 
     refused = run(dispatcher, f"/milvus restore {backup_id} --to staging")
     assert refused.exit_code == 1
-    assert "`docs` already exist(s) in `staging`; nothing was restored." in refused.reply.text
+    assert "`docs` already exists in `staging`; nothing was restored." in refused.reply.text
     assert "--drop-existing" in refused.reply.text
 
     restored = run(dispatcher, f"/milvus restore {backup_id} --to staging --collections docs --suffix _restored")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.commands.test_deploy import MILVUS_LABELS, Bot, config_yaml, seed
+from tests.commands.deploy.test_deploy import MILVUS_LABELS, Bot, config_yaml, seed
 
 
 def test_status_adds_the_release_and_pod_readiness(tmp_path: Path, fake_helm, fake_kube):

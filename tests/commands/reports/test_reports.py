@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import random
@@ -21,20 +22,12 @@ import pytest
 
 from bot.config import Environment, HealthThresholds, MilvusTarget
 from bot.errors import IntegrationError
-from commands.reports.engine import (
-    DAY,
-    Status,
-    build_capacity,
-    build_health,
-    capacity_lines,
-    capacity_queries,
-    collection_names_from,
-    health_lines,
-    health_queries,
-    linear_fit,
-)
+from commands.reports.build import build_capacity, build_health
+from commands.reports.checks import Status, capacity_lines, collection_names_from, health_lines
+from commands.reports.forecast import DAY, linear_fit
+from commands.reports.queries import capacity_queries, health_queries
 from integrations.prometheus import Instant, Sample, connect
-from tests.bot.reports_helpers import GIB, INST, NS, Known, backfilled_prometheus, milvus_scrape_config
+from tests.commands.reports.reports_helpers import GIB, INST, NS, Known, backfilled_prometheus, milvus_scrape_config
 from tests.support.servers import free_port, milvus_server_available, start_milvus_server, start_prometheus
 from tests.support.wait import wait_for
 
@@ -122,6 +115,24 @@ def test_capacity_forecasts_match_known_growth(history: Any, known: Known) -> No
 
     assert report.line("local_disk").status is Status.unknown
     assert report.line("local_disk").text.startswith("not available: ")
+
+
+def test_container_metrics_are_found_when_the_release_name_contains_milvus(
+    tmp_path_factory: pytest.TempPathFactory, known: Known
+) -> None:
+    # config.example.yaml's release is `milvus`: its pods are milvus-querynode-..., not milvus-milvus-...
+    named = dataclasses.replace(known, instance="milvus")
+    with backfilled_prometheus(tmp_path_factory.mktemp("milvus-release"), named) as server:
+        env = _env(server.url, instance="milvus")
+        capacity = build_capacity(connect(server.url), env, TH, window=dt.timedelta(days=7), charts=False)
+        memory = capacity.line("qn_memory")
+        mem_now = named.at_end(named.mem_start, named.mem_per_day)
+        assert f"{mem_now / GIB:.1f} GiB of 32.0 GiB limit" in memory.text and "(working set)" in memory.text
+        assert [d.split(":")[0] for d in memory.details] == ["milvus-querynode-5d8f9c7b6-x2x4k"]
+        health = build_health(connect(server.url), env, TH, charts=False)
+        restarts = health.line("restarts")
+        assert restarts.available, restarts.text
+        assert restarts.text.startswith("0 restarts in the last hour")
 
 
 def test_capacity_recommendation_uses_the_planner_with_a_prefilled_button(history: Any, known: Known) -> None:

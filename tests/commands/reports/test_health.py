@@ -23,7 +23,7 @@ from bot.app import build_runtime, load_settings
 from bot.console import BlockRenderer, ConsoleMessenger
 from bot.scheduler import jobs_from_config, run_job
 from commands import build_registry
-from tests.bot.reports_helpers import INST, NS, Known, backfilled_prometheus
+from tests.commands.reports.reports_helpers import INST, NS, Known, backfilled_prometheus
 from tests.support.servers import free_port
 from tests.support.wait import wait_for
 

@@ -52,6 +52,7 @@ class RecordingMessenger:
         self.posts: list[dict[str, Any]] = []
         self.current: dict[str, Message] = {}
         self.keys: set[str] = set()
+        self.files_posted: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
     def post(self, channel: str, message: Message, *, ref: str | None = None, thread_ref: str | None = None,
@@ -73,7 +74,9 @@ class RecordingMessenger:
     def upload(
         self, channel: str, files: list[Attachment], *, thread_ref: str | None = None, comment: str = ""
     ) -> None:
-        return None
+        with self.lock:
+            self.files_posted.append({"channel": channel, "thread_ref": thread_ref, "files": files,
+                                      "comment": comment})
 
     def thread(self, ref: str) -> list[str]:
         with self.lock:

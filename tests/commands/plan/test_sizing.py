@@ -1,7 +1,7 @@
 """The plan engine against the official sizing tool's worked cases, tiers and thresholds.
 
-Expected figures are written out here from shared/reference/milvus-sizing.md, not read from the
-module, so a wrong table in bot/sizing.py fails these tests.
+Expected figures are written out here from the official tool's worked cases, not read from the
+module, so a wrong table in commands/plan/sizing.py fails these tests.
 """
 
 from __future__ import annotations

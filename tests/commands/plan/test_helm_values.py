@@ -13,7 +13,7 @@ from bot.errors import UsageError
 from commands.plan.sizing import Plan, parse_plan_input, plan
 from commands.plan.values import chart_version_for, deep_merge, parse_set, render_values, values_for
 
-# Top-level keys of milvus-helm's values.yaml (shared/reference/milvus-helm-values-outline.yaml).
+# Top-level keys of milvus-helm's values.yaml.
 CHART_TOP_LEVEL_KEYS = {
     "nameOverride", "fullnameOverride", "cluster", "replicaResourceGroups", "image", "nodeSelector",
     "tolerations", "affinity", "topologySpreadConstraints", "labels", "annotations", "volumes", "volumeMounts",

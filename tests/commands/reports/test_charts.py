@@ -8,7 +8,7 @@ import io
 from PIL import Image
 
 from commands.reports import charts
-from commands.reports.engine import DAY, Forecast, linear_fit
+from commands.reports.forecast import DAY, Forecast, linear_fit
 from integrations.prometheus import Range, Series
 
 NOW = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)

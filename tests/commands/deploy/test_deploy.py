@@ -8,6 +8,7 @@ given the status a cluster would report). Milvus is real: Milvus Lite answers ``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -16,14 +17,15 @@ from typing import Any
 
 import pytest
 
+from bot import blocks as bk
 from bot.access import Identity
 from bot.context import Context
 from bot.dispatch import Dispatcher, Outcome
 from bot.settings import Settings
 from bot.state import Store
 from commands.approvals.workflow import Approvals
-from commands.deploy.commands import release_summary
-from tests.bot.test_approvals import RecordingMessenger
+from commands.deploy.history import release_summary
+from tests.commands.approvals.test_approvals import RecordingMessenger
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 from tests.support.runtime import build_test_runtime
@@ -230,6 +232,96 @@ def test_staging_deploy_needs_two_other_approvers_then_runs_once_with_progress_i
     assert ("deploy execute", "ok") in audit and ("deploy approve", "denied") in audit
 
 
+def _texts(blocks: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for block in blocks:
+        if "text" in block:
+            out.append(block["text"]["text"])
+        out += [f["text"] for f in block.get("fields", [])] + [e.get("text", "") for e in block.get("elements", [])]
+    return out
+
+
+def test_an_approver_sees_every_change_and_security_keys_first_however_long_the_diff(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging")
+    padding = " ".join(f"--set padding.key{i:02d}=value-{i}" for i in range(45))
+    # What a hostile requester would hide behind the padding: a public endpoint, and auth switched
+    # off at the end of a value longer than any line the message shows.
+    user_yaml = "# " + "tuning " * 30 + "\ncommon:\n  security:\n    authorizationEnabled: false\n"
+    asked = bot.run(f"/milvus deploy staging {padding} --set proxy.service.type=LoadBalancer "
+                    f"--set 'extraConfigFiles.user\\.yaml={user_yaml}'")
+    assert asked.exit_code == 0, asked.reply.text
+    request_id = request_id_of(asked)
+    [post] = bot.messenger.posts
+    texts = _texts(bot.messenger.current[post["ref"]].blocks)
+    security = next(i for i, t in enumerate(texts) if "Security-relevant changes" in t)
+    diff = next(i for i, t in enumerate(texts) if "*Values diff*" in t)
+    assert security < diff, "the security-relevant changes come before the long diff"
+    listed = "\n".join(t for t in texts[security:diff] if "padding" not in t)
+    assert 'proxy.service.type: "LoadBalancer"' in listed
+    assert "authorizationEnabled: false" in listed and "tuning " * 30 in listed  # the whole value
+    assert "padding.key00" not in listed
+
+    # The complete diff is in the request's thread, with the hash the message shows.
+    [upload] = bot.messenger.files_posted
+    assert upload["channel"] == "CAPPROVALS" and upload["thread_ref"] == f"approval:{request_id}"
+    [diff_file] = upload["files"]
+    content = diff_file.content.decode()
+    for i in range(45):
+        assert f"+ padding.key{i:02d}: \"value-{i}\"" in content
+    assert '! + proxy.service.type: "LoadBalancer"' in content and "authorizationEnabled: false" in content
+    values_hash = asked.reply.data["values_sha256"]
+    assert f"values sha256: {values_hash}" in content
+    assert values_hash in bot.messenger.text(post["ref"])
+    message = bot.messenger.current[post["ref"]]
+    assert bk.fit_blocks(message.blocks) == message.blocks, "within Slack's limits: nothing dropped on the way"
+
+    bot.press(APPROVER_1, request_id)
+    bot.press(APPROVER_2, request_id)
+    assert finished(bot, request_id).state == "done"
+    [call] = fake_helm.calls("upgrade")
+    applied = json.dumps(call.values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert hashlib.sha256(applied.encode()).hexdigest() == values_hash, "what was approved is what was applied"
+
+
+def test_a_security_value_too_long_for_the_message_says_so_and_shows_what_it_mentions(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging")
+    user_yaml = "# " + "x" * 3000 + "\ncommon:\n  security:\n    authorizationEnabled: false\n"
+    asked = bot.run(f"/milvus deploy staging --set 'extraConfigFiles.user\\.yaml={user_yaml}'")
+    assert asked.exit_code == 0, asked.reply.text
+    [post] = bot.messenger.posts
+    listed = next(t for t in _texts(bot.messenger.current[post["ref"]].blocks) if "Security-relevant" in t)
+    assert "more characters: see the diff file" in listed
+    assert "[mentions: security: | authorizationEnabled: false]" in listed
+    [upload] = bot.messenger.files_posted
+    assert "x" * 3000 + "\\ncommon:" in upload["files"][0].content.decode()
+
+
+def test_production_needs_approval_for_deploy_and_rollback_without_approval_required(
+    tmp_path: Path, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    config = config_yaml(tmp_path, fake_kube.kubeconfig_path())
+    config["environments"]["dev"].update(production=True, approval={"approvers": [APPROVER_1, APPROVER_2]},
+                                         channels={"approvals": "CAPPROVALS"})
+    bot = Bot(tmp_path / "state.db", config)
+    try:
+        seed(fake_helm, fake_kube, "milvus-dev", revisions=3)
+        deploy = bot.run("/milvus deploy dev --set proxy.replicas=2")
+        assert deploy.exit_code == 0, deploy.reply.text
+        assert "Approval requested" in deploy.reply.text and fake_helm.calls("upgrade") == []
+        rollback = bot.run("/milvus rollback dev")
+        assert rollback.exit_code == 0, rollback.reply.text
+        assert "Approval requested" in rollback.reply.text and fake_helm.calls("rollback") == []
+        bot.press(APPROVER_1, request_id_of(rollback))
+        assert finished(bot, request_id_of(rollback)).state == "done"
+        assert [c.positional for c in fake_helm.calls("rollback")] == [["rollback", "milvus", "2"]]
+    finally:
+        bot.close()
+
+
 def test_changed_config_after_approval_refuses_to_deploy_after_restart(
     make_bot: Any, fake_helm: FakeHelm, fake_kube: FakeKube
 ) -> None:
@@ -356,6 +448,43 @@ def test_2_6_needs_2_5_16_first(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKu
     assert fake_helm.calls("upgrade") == []
 
 
+def _seed_bot_deployed(fake_helm: FakeHelm, fake_kube: FakeKube, *, tag: str | None, pods: str) -> None:
+    """A release whose chart (4.2.58) defaults to 2.5.16 while what runs is another version."""
+    values: dict[str, Any] = {"cluster": {"enabled": True}, "queryNode": {"replicas": 2}}
+    if tag:
+        values["image"] = {"all": {"tag": tag}}
+    fake_helm.seed_release("milvus", "milvus-dev", chart="milvus", version="4.2.58", app_version="2.5.16",
+                           values=values, revisions=1)
+    fake_kube.create_namespace("milvus-dev")
+    for component in COMPONENTS:
+        fake_kube.set_pod("milvus-dev", f"milvus-{component}-0", {**MILVUS_LABELS, "component": component},
+                          image=f"milvusdb/milvus:{pods}")
+
+
+def test_the_running_version_comes_from_what_is_deployed_not_the_charts_app_version(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    # The bot deployed 2.5.10 with chart 4.2.58, whose appVersion is 2.5.16.
+    _seed_bot_deployed(fake_helm, fake_kube, tag="v2.5.10", pods="v2.5.10")
+    refused = bot.run("/milvus deploy dev --version 2.6.15")
+    assert refused.exit_code == 1
+    assert "2.6 upgrades need 2.5.16 or later; this runs 2.5.10" in refused.reply.text
+    assert fake_helm.calls("upgrade") == []
+    patch = bot.run("/milvus deploy dev --version 2.5.16 --dry-run")
+    assert patch.exit_code == 0, patch.reply.text
+    assert "Patch upgrade 2.5.10 → 2.5.16." in patch.reply.data["risks"]
+    assert patch.reply.data["milvus_version_before"] == "2.5.10"
+    assert "2.5.10 → 2.5.16" in json.dumps(patch.reply.blocks, ensure_ascii=False)
+
+
+def test_without_a_tag_in_the_values_the_running_pods_tell_the_version(
+    bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube
+) -> None:
+    _seed_bot_deployed(fake_helm, fake_kube, tag=None, pods="v2.5.14")
+    refused = bot.run("/milvus deploy dev --version 2.6.15 --dry-run")
+    assert refused.exit_code == 1 and "this runs 2.5.14" in refused.reply.text
+
+
 # -- argv injection -------------------------------------------------------------------------------
 
 
@@ -428,6 +557,24 @@ def test_rollback_in_staging_needs_approval(bot: Bot, fake_helm: FakeHelm, fake_
     bot.press(APPROVER_2, request_id)
     assert finished(bot, request_id).state == "done"
     assert fake_helm.calls("rollback")[0].positional == ["rollback", "milvus", "1"]
+
+
+def test_a_rollback_request_shows_the_values_it_brings_back(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
+    seed(fake_helm, fake_kube, "milvus-staging", revisions=3)
+    # Revision 1 exposed the proxy on a load balancer; going back to it brings that back.
+    releases = fake_helm.releases()
+    first = releases["milvus-staging/milvus"]["revisions"][0]
+    first["values"] = {**first["values"], "proxy": {"service": {"type": "LoadBalancer"}}}
+    (fake_helm.state_dir / "releases.json").write_text(json.dumps(releases))
+    asked = bot.run("/milvus rollback staging 1")
+    assert asked.exit_code == 0, asked.reply.text
+    [post] = bot.messenger.posts
+    texts = _texts(bot.messenger.current[post["ref"]].blocks)
+    security = next(t for t in texts if "Security-relevant" in t)
+    assert 'proxy.service.type: "LoadBalancer"' in security
+    [upload] = bot.messenger.files_posted
+    assert upload["thread_ref"] == f"approval:{request_id_of(asked)}"
+    assert '! + proxy.service.type: "LoadBalancer"' in upload["files"][0].content.decode()
 
 
 def test_release_summary_for_status(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:

@@ -19,6 +19,7 @@ import yaml
 
 from bot.access import Identity
 from bot.blocks import MAX_BLOCKS, MAX_SECTION_TEXT, MAX_TOTAL_BLOCK_CHARS, fit_blocks
+from bot.blocks import escape as bk_escape
 from bot.dispatch import Dispatcher, Outcome
 from bot.reply import Attachment
 from bot.settings import Settings
@@ -26,14 +27,14 @@ from bot.state import Store
 from commands.approvals.workflow import Approvals
 from commands.plan.sizing import parse_plan_input, plan
 from commands.plan.values import values_for
-from tests.bot.test_approvals import RecordingMessenger
+from tests.commands.approvals.test_approvals import RecordingMessenger
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 from tests.support.runtime import build_test_runtime
 
-OPERATOR, VIEWER, STRANGER = "U0OPER", "U0VIEW", "U0STRANGER"
+OPERATOR, VIEWER, STRANGER, SECOND_APPROVER = "U0OPER", "U0VIEW", "U0STRANGER", "U0APPROVER"
 WORKED = "--vectors 100M --dim 768 --index hnsw --m 16"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def make_config(tmp: Path, kubeconfig: Path | None = None, **extra: Any) -> dict[str, Any]:
@@ -49,6 +50,8 @@ def make_config(tmp: Path, kubeconfig: Path | None = None, **extra: Any) -> dict
         "environments": {
             "prod": {
                 "production": True,
+                # production: every change waits for approval, so it needs someone who can give it.
+                "approval": {"approvers": [OPERATOR, SECOND_APPROVER]},
                 "milvus": {"uri": str(tmp / "prod.db")},
                 "helm": helm,
                 **({"kubernetes": kube} if kube else {}),
@@ -57,7 +60,7 @@ def make_config(tmp: Path, kubeconfig: Path | None = None, **extra: Any) -> dict
                 "milvus": {"uri": str(tmp / "staging.db")},
                 "helm": helm,
                 **({"kubernetes": kube} if kube else {}),
-                "approval": {"required": True, "approvers": [OPERATOR], "approvals_required": 1},
+                "approval": {"required": True, "approvers": [OPERATOR, SECOND_APPROVER], "approvals_required": 1},
                 "channels": {"approvals": "CAPPROVALS"},
                 "backup": {
                     "local_dir": str(tmp / "backups"),
@@ -205,6 +208,9 @@ def test_the_reply_stays_within_slack_limits_for_a_busy_plan(make_bot: Any, tmp_
         ("--vectors 1M --dim 768 --m 4096", "HNSW M must be between 2 and 2,048 (got 4,096)"),
         ("--vectors 1M --dim 768 --index nope", "unknown index 'nope'"),
         ("--dim 768", "vectors is required"),
+        # A negative number is a number: say what it must be instead.
+        ("--vectors -5 --dim 768", "vectors must be at least 1 (got -5)"),
+        ("--vectors 1M --dim 768 --growth -5M/month", "growth per month must be between 0"),
     ],
 )
 def test_bad_input_is_one_short_message_with_exit_code_1(make_bot: Any, args: str, expected: str) -> None:
@@ -213,6 +219,32 @@ def test_bad_input_is_one_short_message_with_exit_code_1(make_bot: Any, args: st
     assert outcome.reply.text.startswith("Cannot plan this:")
     assert expected in outcome.reply.text
     assert outcome.reply.files == [] and outcome.reply.data is None
+
+
+def test_user_text_in_input_errors_stays_inert(make_bot: Any) -> None:
+    bot = make_bot()
+    typed = bot.run("/milvus plan --vectors '<!channel>' --dim 768 --index '<@U0BOSS>'")
+    formed = bot.press("plan_modal", _submission({"vectors": "1M", "dim": "768", "index_params": "<!here>=1"}),
+                       kind="modal")
+    for outcome, mention in ((typed, "<!channel>"), (typed, "<@U0BOSS>"), (formed, "<!here>")):
+        assert outcome.exit_code == 1
+        shown = all_text(outcome)
+        assert mention not in shown, shown
+        assert bk_escape(mention) in shown, "the user still sees what they typed"
+
+
+def test_help_plan_examples_name_an_environment_that_exists(tmp_path: Path, make_bot: Any) -> None:
+    # The embedded default has one environment, `local`: a new user's first `help plan`.
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "/milvus help plan", "--json"], capture_output=True, text=True,
+        timeout=120, cwd=ROOT, env={**os.environ, "MILVUS_CHATOPS_DATA_DIR": str(tmp_path)},
+    )
+    assert out.returncode == 0, out.stderr
+    text = json.loads(out.stdout)["text"]
+    assert "`/milvus plan local --vectors 20M --dim 1536 --index diskann`" in text
+    assert "staging" not in text and "{env}" not in text
+    # With several, a non-production one: trying an example there is harmless.
+    assert "/milvus plan staging --vectors 20M" in make_bot().run("/milvus help plan").reply.text
 
 
 def test_cli_bad_input_prints_the_problems_and_no_traceback(tmp_path: Path) -> None:

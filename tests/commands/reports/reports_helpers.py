@@ -19,6 +19,7 @@ from tests.support.wait import wait_for
 
 GIB = 1024**3
 DAY = 86400
+NS, INST = "prod", "vdb"
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,13 @@ class Known:
     etcd_start: float = 1 * GIB
     etcd_per_day: float = 0.2 * GIB
     etcd_quota: float = 4 * GIB
+    # The helm release; its pods are "<release>-milvus-<component>-..." unless the release name
+    # already contains "milvus", when milvus-helm names them "<release>-<component>-...".
+    instance: str = INST
 
     def at_end(self, start: float, per_day: float) -> float:
         return start + per_day * self.days
 
-
-NS, INST = "prod", "vdb"
 
 
 def _series(
@@ -59,8 +61,9 @@ def _series(
 def openmetrics(known: Known, step: float = 600) -> str:
     end = known.end.timestamp()
     start = end - known.days * DAY
-    milvus = {"namespace": NS, "app_kubernetes_io_instance": INST}
-    pod = {"namespace": NS, "pod": f"{INST}-milvus-querynode-0", "container": "querynode"}
+    milvus = {"namespace": NS, "app_kubernetes_io_instance": known.instance}
+    fullname = known.instance if "milvus" in known.instance else f"{known.instance}-milvus"
+    pod = {"namespace": NS, "pod": f"{fullname}-querynode-5d8f9c7b6-x2x4k", "container": "querynode"}
     rows = lambda s: known.rows_start + known.rows_per_day * s / DAY  # noqa: E731
     families: dict[str, tuple[str, list[str]]] = {
         "container_memory_working_set_bytes": (
@@ -119,7 +122,7 @@ def openmetrics(known: Known, step: float = 600) -> str:
             "gauge",
             _series(
                 "etcd_mvcc_db_total_size_in_bytes",
-                {"namespace": NS, "pod": f"{INST}-etcd-0"},
+                {"namespace": NS, "pod": f"{known.instance}-etcd-0"},
                 lambda s: known.etcd_start + known.etcd_per_day * s / DAY,
                 start,
                 end,
@@ -130,7 +133,7 @@ def openmetrics(known: Known, step: float = 600) -> str:
             "gauge",
             _series(
                 "etcd_server_quota_backend_bytes",
-                {"namespace": NS, "pod": f"{INST}-etcd-0"},
+                {"namespace": NS, "pod": f"{known.instance}-etcd-0"},
                 lambda s: known.etcd_quota,
                 start,
                 end,

@@ -1,8 +1,4 @@
-"""Health and capacity reports from Prometheus: verdict first, one coloured line per check.
-
-Each check is a PromQL query against the real Milvus metric names (see shared/reference/milvus-metrics.md),
-filtered to the environment by ``namespace`` / ``app_kubernetes_io_instance`` when configured. All the
-queries of a report are sent at once (integrations/prometheus.py fans them out on a thread pool).
+"""Health and capacity checks on Prometheus results: one coloured line per check.
 
 Honesty rules: a series that does not exist is "not available" with the reason, never a zero; a zero
 is shown only where the metric family is present and the label value is simply absent (Milvus creates
@@ -14,30 +10,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import re
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from bot import blocks as bk
-from bot.config import Environment, HealthThresholds
-from bot.errors import IntegrationError
-from bot.reply import Attachment, Message
-from bot.units import format_bytes, format_duration, parse_duration
-from integrations.prometheus import Instant, Prometheus, Range
+from bot.config import HealthThresholds
+from bot.units import format_bytes, format_duration
+from commands.reports.forecast import DAY, MIN_FIT_WINDOW_S, Forecast, forecast, linear_fit
+from integrations.prometheus import Instant, Range, Series
 
 log = logging.getLogger("milvus_chatops.reports")
 
-Kind = Literal["health", "capacity"]
-DAY = 86400.0
 GIB = 1024**3
 MIB = 1024**2
 LOAD_THRESHOLD = 0.90  # queryCoord.overloadedMemoryThresholdPercentage: loads above this are refused
 PLAN_HORIZON_DAYS = 90
-# Growth fitted on less than this is noise (a burst of inserts), not a trend to plan on.
-MIN_FIT_WINDOW_S = 3600.0
 
 
 class Status(StrEnum):
@@ -47,12 +36,6 @@ class Status(StrEnum):
     unknown = "unknown"  # not measured: the line says why
 
 
-EMOJI = {
-    Status.green: ":large_green_circle:",
-    Status.yellow: ":large_yellow_circle:",
-    Status.red: ":red_circle:",
-    Status.unknown: ":white_circle:",
-}
 _RANK = {Status.unknown: 0, Status.green: 1, Status.yellow: 2, Status.red: 3}
 
 
@@ -103,68 +86,6 @@ def not_available(key: str, label: str, reason: str) -> Line:
 
 
 @dataclass
-class Fit:
-    """Least-squares line through (t, v) points: v = slope * t + intercept."""
-
-    slope: float  # units per second
-    intercept: float
-    start: float
-    end: float
-    points: int
-
-    @property
-    def window_s(self) -> float:
-        return self.end - self.start
-
-    def at(self, t: float) -> float:
-        return self.slope * t + self.intercept
-
-    def reaches(self, level: float) -> float | None:
-        """Unix time when the line reaches ``level`` (None if it never does going forward)."""
-        if self.slope <= 0:
-            return None
-        return (level - self.intercept) / self.slope
-
-
-def linear_fit(points: list[tuple[float, float]]) -> Fit | None:
-    pts = [(t, v) for t, v in points if not (math.isnan(v) or math.isinf(v))]
-    if len(pts) < 2:
-        return None
-    n = len(pts)
-    mt = sum(t for t, _ in pts) / n
-    mv = sum(v for _, v in pts) / n
-    var = sum((t - mt) ** 2 for t, _ in pts)
-    if var == 0:
-        return None
-    slope = sum((t - mt) * (v - mv) for t, v in pts) / var
-    return Fit(slope, mv - slope * mt, pts[0][0], pts[-1][0], n)
-
-
-@dataclass
-class Forecast:
-    resource: str  # memory | disk | etcd
-    unit: str
-    current: float
-    limit: float | None
-    limit_label: str
-    fit: Fit | None
-    runs_out_at: dt.datetime | None
-    reason: str = ""  # why there is no date
-
-    def to_data(self) -> dict[str, Any]:
-        return {
-            "resource": self.resource,
-            "current": self.current,
-            "limit": self.limit,
-            "limit_label": self.limit_label,
-            "growth_per_day": self.fit.slope * DAY if self.fit else None,
-            "window_seconds": self.fit.window_s if self.fit else None,
-            "runs_out_at": self.runs_out_at.isoformat() if self.runs_out_at else None,
-            "reason": self.reason or None,
-        }
-
-
-@dataclass
 class Recommendation:
     text: str
     plan_args: dict[str, Any]  # what /milvus plan gets prefilled with
@@ -172,112 +93,6 @@ class Recommendation:
 
     def to_data(self) -> dict[str, Any]:
         return {"text": self.text, "plan_args": self.plan_args, "query_nodes": self.query_nodes}
-
-
-@dataclass
-class Report:
-    kind: Kind
-    env: str
-    prometheus_url: str
-    generated_at: dt.datetime
-    lines: list[Line]
-    queries: int = 0
-    elapsed_s: float = 0.0
-    window_s: float | None = None
-    forecasts: list[Forecast] = field(default_factory=list)
-    recommendation: Recommendation | None = None
-    charts: list[Attachment] = field(default_factory=list)
-    series: dict[str, Range] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> Status:
-        return worst(line.status for line in self.lines)
-
-    def line(self, key: str) -> Line:
-        return next(line for line in self.lines if line.key == key)
-
-    def verdict_text(self) -> str:
-        counts = {s: sum(1 for line in self.lines if line.status is s) for s in Status}
-        missing = f", {counts[Status.unknown]} not available" if counts[Status.unknown] else ""
-        verdict = self.verdict
-        if verdict is Status.red:
-            head = f"Unhealthy: {counts[Status.red]} red, {counts[Status.yellow]} yellow"
-        elif verdict is Status.yellow:
-            head = f"Needs attention: {counts[Status.yellow]} yellow"
-        elif verdict is Status.green:
-            head = "All measured checks are green"
-        else:
-            return "Nothing could be measured"
-        unknown, total = counts[Status.unknown], len(self.lines)
-        if unknown * 2 > total:
-            # A green verdict on a small part of the checks must not read like a clean bill of health.
-            missing = f" (only {total - unknown} of {total} checks could be measured)"
-        return head + missing
-
-    def title(self) -> str:
-        return f"{self.kind.capitalize()} report for {self.env}"
-
-    def text(self) -> str:
-        return f"{EMOJI[self.verdict]} {self.title()}: {self.verdict_text()}"
-
-    def blocks(self) -> list[dict[str, Any]]:
-        out = [
-            bk.header(self.title()),
-            bk.section(f"{EMOJI[self.verdict]} *{self.verdict_text()}*"),
-        ]
-        rows = []
-        for line in self.lines:
-            row = f"{EMOJI[line.status]} *{line.label}*: {line.text}"
-            if line.details:
-                row += "\n" + "\n".join(f"    {d}" for d in line.details[:8])
-                if len(line.details) > 8:
-                    row += f"\n    …and {len(line.details) - 8} more"
-            rows.append(row)
-        chunk: list[str] = []
-        for row in rows:
-            if sum(len(r) + 1 for r in chunk) + len(row) > bk.MAX_SECTION_TEXT - 100:
-                out.append(bk.section("\n".join(chunk)))
-                chunk = []
-            chunk.append(row)
-        if chunk:
-            out.append(bk.section("\n".join(chunk)))
-        if self.forecasts:
-            out.append(bk.divider())
-            out.append(bk.section("*Forecast*\n" + "\n".join(forecast_text(f) for f in self.forecasts)))
-        if self.recommendation:
-            rec = self.recommendation
-            out.append(bk.section(f"*Recommendation*\n{rec.text}"))
-            out.append(bk.actions(bk.button("Open /milvus plan", "plan_prefill", {"env": self.env, **rec.plan_args})))
-        when = self.generated_at.strftime("%Y-%m-%d %H:%M UTC")
-        out.append(
-            bk.context(
-                f"{when} · {self.queries} Prometheus queries in {self.elapsed_s:.2f} s"
-                f" · {bk.escape(self.prometheus_url)}"
-            )
-        )
-        return out
-
-    def message(self) -> Message:
-        return Message(self.text(), self.blocks())
-
-    def to_data(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "environment": self.env,
-            "generated_at": self.generated_at.isoformat(),
-            "verdict": self.verdict.value,
-            "summary": self.verdict_text(),
-            "checks": [line.to_data() for line in self.lines],
-            "forecasts": [f.to_data() for f in self.forecasts],
-            "recommendation": self.recommendation.to_data() if self.recommendation else None,
-            "window_seconds": self.window_s,
-            "queries": self.queries,
-            "elapsed_seconds": round(self.elapsed_s, 3),
-            "charts": [a.filename for a in self.charts],
-        }
-
-
-# -- formatting -----------------------------------------------------------------------------------
 
 
 def fmt_num(value: float) -> str:
@@ -296,184 +111,6 @@ def fmt_ms(value: float) -> str:
 
 def fmt_unit(value: float, unit: str) -> str:
     return format_bytes(value) if unit == "bytes" else f"{fmt_num(value)} {unit}"
-
-
-def forecast_text(f: Forecast) -> str:
-    name = {"memory": "Query node memory", "disk": "Local disk", "etcd": "etcd database"}.get(f.resource, f.resource)
-    if f.fit is None:
-        return f"• {name}: no forecast ({f.reason})"
-    growth = f.fit.slope * DAY
-    fitted = f"fitted on {format_duration(f.fit.window_s)} of data"
-    sign = "+" if growth >= 0 else ""
-    head = f"• {name}: {fmt_unit(f.current, f.unit)}, {sign}{fmt_unit(growth, f.unit)}/day ({fitted})"
-    if f.runs_out_at:
-        return f"{head}; reaches {f.limit_label} around *{f.runs_out_at:%Y-%m-%d}*"
-    return f"{head}; {f.reason}"
-
-
-# -- PromQL ---------------------------------------------------------------------------------------
-
-
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-class Selectors:
-    """Label matchers tying series to one environment."""
-
-    def __init__(self, env: Environment) -> None:
-        self.namespace = env.prometheus_namespace
-        self.instance = env.prometheus_instance
-
-    def milvus(self, *extra: str) -> str:
-        parts = []
-        if self.namespace:
-            parts.append(f"namespace={_quote(self.namespace)}")
-        if self.instance:
-            parts.append(f"app_kubernetes_io_instance={_quote(self.instance)}")
-        return "{" + ",".join([*parts, *extra]) + "}"
-
-    def pods(self, pod_regex: str, *extra: str) -> str:
-        """For kube-state-metrics and cAdvisor series, which carry pod names, not Milvus' target labels."""
-        parts = []
-        if self.namespace:
-            parts.append(f"namespace={_quote(self.namespace)}")
-        prefix = re.escape(self.instance) + "-milvus" if self.instance else ""
-        parts.append(f"pod=~{_quote(prefix + pod_regex)}")
-        return "{" + ",".join([*parts, *extra]) + "}"
-
-    def namespace_only(self, *extra: str) -> str:
-        parts = [f"namespace={_quote(self.namespace)}"] if self.namespace else []
-        return "{" + ",".join([*parts, *extra]) + "}"
-
-
-def _eq(name: str, value: str) -> str:
-    return f"{name}={_quote(value)}"
-
-
-def _re(name: str, value: str) -> str:
-    return f"{name}=~{_quote(value)}"
-
-
-def _ne(name: str, value: str) -> str:
-    return f"{name}!={_quote(value)}"
-
-
-def _p99(metric: str, sel: str) -> str:
-    return f"histogram_quantile(0.99, sum by (le)(rate({metric}_bucket{sel}[5m])))"
-
-
-def _zero_if_family(expr: str, family: str) -> str:
-    """``expr``, or 0 when only the label value is missing but the metric family is present."""
-    return f"({expr}) or (sum({family}) * 0)"
-
-
-def health_queries(env: Environment) -> dict[str, str]:
-    s = Selectors(env)
-    req = "milvus_proxy_req_count"
-    fail = f"sum by (function_name)(rate({req}{s.milvus(_eq('status', 'fail'))}[5m]))"
-    total = f"sum by (function_name)(rate({req}{s.milvus(_eq('status', 'total'))}[5m]))"
-    return {
-        "up": f"up{s.milvus()}",
-        "nodes": f"sum by (role_name)(milvus_num_node{s.milvus()})",
-        "search_qps": _zero_if_family(
-            f"sum(rate({req}{s.milvus(_eq('function_name', 'Search'), _eq('status', 'success'))}[5m]))",
-            f"{req}{s.milvus()}",
-        ),
-        "insert_qps": _zero_if_family(
-            f"sum(rate({req}{s.milvus(_eq('function_name', 'Insert'), _eq('status', 'success'))}[5m]))",
-            f"{req}{s.milvus()}",
-        ),
-        "search_p99": _p99("milvus_proxy_sq_latency", s.milvus('query_type="search"')),
-        "query_p99": _p99("milvus_proxy_sq_latency", s.milvus('query_type="query"')),
-        "insert_p99": _p99("milvus_proxy_mutation_latency", s.milvus('msg_type="insert"')),
-        "errors": f"({fail} or {total} * 0) / {total}",
-        "rate_limited": _zero_if_family(
-            f"sum(rate(milvus_proxy_rate_limit_req_count{s.milvus(_eq('status', 'fail'))}[5m]))",
-            f"milvus_proxy_rate_limit_req_count{s.milvus()}",
-        ),
-        "deny_writing": f"sum(increase(milvus_rootcoord_force_deny_writing_counter{s.milvus()}[15m]))",
-        "quota_states": f"max by (quota_states)(milvus_rootcoord_quota_states{s.milvus()})",
-        "queue_p99": _p99("milvus_querynode_sq_queue_latency", s.milvus()),
-        "qn_lag": f"max(milvus_querynode_consume_tt_lag_ms{s.milvus()})",
-        "dn_lag": f"max(milvus_datanode_consume_tt_lag_ms{s.milvus()})",
-        "restarts": f"sum by (pod)(increase(kube_pod_container_status_restarts_total{s.pods('.*')}[1h]))",
-        "oom": (
-            f"sum by (pod)(kube_pod_container_status_last_terminated_reason{s.pods('.*', _eq('reason', 'OOMKilled'))})"
-        ),
-        "load_failures": _zero_if_family(
-            f"sum(increase(milvus_querycoord_load_req_count{s.milvus(_eq('status', 'fail'))}[1h]))",
-            f"milvus_querycoord_load_req_count{s.milvus()}",
-        ),
-    }
-
-
-def latency_range_queries(env: Environment) -> dict[str, str]:
-    s = Selectors(env)
-    return {
-        "search p99": _p99("milvus_proxy_sq_latency", s.milvus('query_type="search"')),
-        "query p99": _p99("milvus_proxy_sq_latency", s.milvus('query_type="query"')),
-        "insert p99": _p99("milvus_proxy_mutation_latency", s.milvus('msg_type="insert"')),
-    }
-
-
-def capacity_queries(env: Environment) -> dict[str, str]:
-    s = Selectors(env)
-    qn_pods = s.pods(".*querynode.*", 'container!=""')
-    return {
-        "rows_rootcoord": (
-            f"max by (db_name, collection_name)(milvus_rootcoord_entity_num{s.milvus(_eq('status', 'all'))})"
-        ),
-        # Milvus 2.3 has no rootcoord row count; datacoord's gauge keeps stale values for a segment's
-        # earlier states (Sealed stays at N after it is Flushed), so only Flushed rows are counted.
-        "rows_datacoord": (
-            "sum by (db_name, collection_name, collection_id)"
-            f"(milvus_datacoord_stored_rows_num{s.milvus(_eq('segment_state', 'Flushed'))})"
-        ),
-        "binlog_bytes": f"sum(milvus_datacoord_stored_binlog_size{s.milvus()})",
-        "index_bytes": f"sum(milvus_datacoord_stored_index_files_size{s.milvus()})",
-        "qn_memory": f"sum by (pod)(container_memory_working_set_bytes{qn_pods})",
-        "qn_limit": (
-            f"sum by (pod)(kube_pod_container_resource_limits{s.pods('.*querynode.*', _eq('resource', 'memory'))})"
-        ),
-        "process_memory": f"sum by (instance, component)(process_resident_memory_bytes{s.milvus()})",
-        "qn_loaded": f"sum by (node_id)(milvus_querynode_entity_size{s.milvus()})",
-        "qn_count": f"max(milvus_querycoord_querynode_num{s.milvus()})",
-        "disk_mb": f"max by (node_id)(milvus_querynode_disk_used_size{s.milvus()})",
-        "disk_capacity": (
-            "sum by (persistentvolumeclaim)(kubelet_volume_stats_capacity_bytes"
-            f"{s.namespace_only(_re('persistentvolumeclaim', '.*querynode.*'))})"
-        ),
-        "segments": f"sum by (segment_state)(milvus_datacoord_segment_num{s.milvus()})",
-        "index_tasks": f"sum by (task_state)(milvus_datacoord_task_count{s.milvus(_re('task_type', '.*[Ii]ndex.*'))})",
-        "index_tasks_old": f"sum by (index_task_status)(milvus_datacoord_index_task_count{s.milvus()})",
-        "compaction_tasks": f"sum by (status)(milvus_datacoord_compaction_task_num{s.milvus()})",
-        "etcd_size": f"max(etcd_mvcc_db_total_size_in_bytes{s.namespace_only()})",
-        "etcd_quota": f"max(etcd_server_quota_backend_bytes{s.namespace_only()})",
-    }
-
-
-def capacity_range_queries(env: Environment) -> dict[str, str]:
-    q = capacity_queries(env)
-    s = Selectors(env)
-    return {
-        "rows": f"sum({q['rows_rootcoord']}) or sum({q['rows_datacoord']})",
-        "rows_by_collection": f"{q['rows_rootcoord']} or {q['rows_datacoord']}",
-        "qn_memory": f"sum(container_memory_working_set_bytes{s.pods('.*querynode.*', _ne('container', ''))})",
-        "process_memory": f"sum(process_resident_memory_bytes{s.milvus()})",
-        "disk_mb": f"sum(milvus_querynode_disk_used_size{s.milvus()})",
-        "etcd_size": q["etcd_size"],
-    }
-
-
-# -- the checks -----------------------------------------------------------------------------------
-
-
-def _unreachable_everywhere(results: Iterable[Instant | Range]) -> str | None:
-    results = list(results)
-    if results and all(r.unreachable for r in results):
-        return results[0].error
-    return None
 
 
 def _component_of(labels: dict[str, str]) -> str:
@@ -642,9 +279,6 @@ def _throttling_line(r: dict[str, Instant]) -> Line:
     return Line(key, label, worst(statuses), "; ".join(parts), None, details)
 
 
-# -- capacity -------------------------------------------------------------------------------------
-
-
 def _runway(fc: Forecast, now: dt.datetime, th: HealthThresholds) -> tuple[Status, str]:
     """How soon the forecast runs out, as a status and a note for the line (empty when far off)."""
     if fc.runs_out_at is None:
@@ -655,55 +289,6 @@ def _runway(fc: Forecast, now: dt.datetime, th: HealthThresholds) -> tuple[Statu
         return status, ""
     when = "already" if days <= 0 else f"in {days:.1f} days"
     return status, f"; reaches {fc.limit_label} {when} at the current growth"
-
-
-def _forecast(
-    resource: str,
-    unit: str,
-    series: Range | None,
-    current: float | None,
-    limit: float | None,
-    limit_label: str,
-    now: dt.datetime,
-) -> Forecast | None:
-    if current is None:
-        return None
-    points = series.series[0].points if series is not None and series.ok else []
-    fit = linear_fit(points)
-    if fit is None:
-        reason = _why(series) if series is not None and not series.ok else "too few points to fit a line"
-        return Forecast(resource, unit, current, limit, limit_label, None, None, reason)
-    if fit.window_s < MIN_FIT_WINDOW_S:
-        return Forecast(
-            resource,
-            unit,
-            current,
-            limit,
-            limit_label,
-            None,
-            None,
-            f"only {format_duration(fit.window_s)} of data; "
-            f"a forecast needs at least {format_duration(MIN_FIT_WINDOW_S)}",
-        )
-    if limit is None:
-        return Forecast(resource, unit, current, None, limit_label, fit, None, f"no {resource} limit known")
-    if current >= limit:
-        return Forecast(resource, unit, current, limit, limit_label, fit, now, "")
-    when = fit.reaches(limit)
-    if when is None:
-        return Forecast(resource, unit, current, limit, limit_label, fit, None, "not growing")
-    if when - now.timestamp() > 10 * 365 * DAY:
-        return Forecast(resource, unit, current, limit, limit_label, fit, None, "not within 10 years at this rate")
-    return Forecast(
-        resource,
-        unit,
-        current,
-        limit,
-        limit_label,
-        fit,
-        dt.datetime.fromtimestamp(max(when, now.timestamp()), dt.UTC),
-        "",
-    )
 
 
 def _labels_name(labels: dict[str, str], by_id: dict[str, str] | None = None) -> str:
@@ -831,7 +416,7 @@ def capacity_lines(
         else:
             status = Status.green
             text = f"{format_bytes(used)} used; capacity not available (no kubelet_volume_stats_capacity_bytes series)"
-        fc = _forecast(
+        fc = forecast(
             "disk", "bytes", _scaled(ranges.get("disk_mb"), MIB), used, cap_bytes, "the volume's capacity", now
         )
         if fc:
@@ -873,7 +458,7 @@ def capacity_lines(
             text = f"{format_bytes(size)} of {format_bytes(quota)} quota ({ratio:.0%})"
         else:
             status, text = Status.green, f"{format_bytes(size)}; quota not available ({_why(r['etcd_quota'])})"
-        fc = _forecast("etcd", "bytes", ranges.get("etcd_size"), size, quota, "the quota", now)
+        fc = forecast("etcd", "bytes", ranges.get("etcd_size"), size, quota, "the quota", now)
         if fc:
             forecasts.append(fc)
             runway, note = _runway(fc, now, th)
@@ -885,8 +470,6 @@ def capacity_lines(
 def _scaled(rng: Range | None, factor: float) -> Range | None:
     if rng is None or not rng.ok:
         return rng
-    from integrations.prometheus import Series
-
     return Range(rng.query, [Series(s.labels, [(t, v * factor) for t, v in s.points]) for s in rng.series])
 
 
@@ -928,7 +511,7 @@ def _memory(
     else:
         status = Status.green
         text = f"{format_bytes(used)} ({source}); limit not available ({_why(limit)}){loaded_text}"
-    fc = _forecast(
+    fc = forecast(
         "memory",
         "bytes",
         series,
@@ -1018,183 +601,3 @@ def recommend(env: str, facts: dict[str, Any], now: dt.datetime) -> Recommendati
     else:
         text = f"Plan for {qn.count} query node(s) of {shape} ({basis})."
     return Recommendation(text, args, {"count": qn.count, "cpu": qn.cpu, "memory_gib": qn.memory_gib})
-
-
-# -- building -------------------------------------------------------------------------------------
-
-
-ChartHook = Callable[["Report"], list[Attachment]]
-
-
-def _fail_if_down(results: Iterable[Instant | Range], prom: Prometheus) -> None:
-    error = _unreachable_everywhere(results)
-    if error:
-        raise IntegrationError(
-            error, hint="Check that Prometheus is running and that `prometheus_url` is right.", system="prometheus"
-        )
-
-
-def build_health(
-    prom: Prometheus,
-    env: Environment,
-    thresholds: HealthThresholds,
-    *,
-    charts: bool = True,
-    now: dt.datetime | None = None,
-) -> Report:
-    started = time.perf_counter()
-    before = prom.queries_issued
-    now = now or dt.datetime.now(dt.UTC)
-    queries = health_queries(env)
-    ranges_q = latency_range_queries(env) if charts else {}
-    # Instant and range queries go out together: the report waits for the slowest one only.
-    results, ranges = _together(prom, queries, ranges_q, now, dt.timedelta(hours=24))
-    _fail_if_down(results.values(), prom)
-    report = Report("health", env.name, prom.url, now, health_lines(results, thresholds), series=ranges)
-    report.window_s = 24 * 3600.0 if charts else None
-    if charts:
-        from commands.reports import charts as ch
-
-        png = ch.latency_chart(ranges, env.name, now)
-        if png:
-            report.charts.append(Attachment(f"health-{env.name}.png", png, f"Latency p99 in {env.name}, last 24 h"))
-    report.queries = prom.queries_issued - before
-    report.elapsed_s = time.perf_counter() - started
-    return report
-
-
-def build_capacity(
-    prom: Prometheus,
-    env: Environment,
-    thresholds: HealthThresholds,
-    *,
-    window: dt.timedelta = dt.timedelta(days=7),
-    charts: bool = True,
-    now: dt.datetime | None = None,
-    collection_names: CollectionNames | None = None,
-) -> Report:
-    started = time.perf_counter()
-    before = prom.queries_issued
-    now = now or dt.datetime.now(dt.UTC)
-    results, ranges = _together(prom, capacity_queries(env), capacity_range_queries(env), now, window)
-    _fail_if_down([*results.values(), *ranges.values()], prom)
-    lines, forecasts, facts = capacity_lines(results, ranges, thresholds, now, collection_names)
-    report = Report(
-        "capacity", env.name, prom.url, now, lines, forecasts=forecasts, series=ranges, window_s=window.total_seconds()
-    )
-    report.recommendation = recommend(env.name, facts, now)
-    if charts:
-        from commands.reports import charts as ch
-
-        days = window.total_seconds() / DAY
-        span = f"{days:.0f} days" if days >= 1 else format_duration(window.total_seconds())
-        mem_png = ch.memory_chart(ranges, forecasts, env.name, now)
-        if mem_png:
-            report.charts.append(
-                Attachment(
-                    f"capacity-memory-{env.name}.png",
-                    mem_png,
-                    f"Query node memory in {env.name}, last {span}, with forecast",
-                )
-            )
-        rows_png = ch.rows_chart(ranges, env.name, now)
-        if rows_png:
-            report.charts.append(
-                Attachment(f"capacity-rows-{env.name}.png", rows_png, f"Rows in {env.name}, last {span}, with forecast")
-            )
-    report.queries = prom.queries_issued - before
-    report.elapsed_s = time.perf_counter() - started
-    return report
-
-
-def _together(
-    prom: Prometheus, instant: dict[str, str], ranged: dict[str, str], now: dt.datetime, window: dt.timedelta
-) -> tuple[dict[str, Instant], dict[str, Range]]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    # About 250 points per series whatever the window: enough to fit and draw, small to transfer.
-    step = max(window.total_seconds() / 250, 1.0)
-    if not ranged:
-        return prom.instant_many(instant, at=now), {}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        a = pool.submit(prom.instant_many, instant, at=now)
-        b = pool.submit(prom.range_many, ranged, start=now - window, end=now, step_s=step)
-        return a.result(), b.result()
-
-
-def parse_window(text: str) -> dt.timedelta:
-    """``7d``, ``30d``, ``12h``, ``90m``: the span capacity growth is fitted on."""
-    return parse_duration(text, minimum=dt.timedelta(minutes=1), maximum=dt.timedelta(days=90), noun="window",
-                          examples="`7d`, `30d`, `12h` or `90m`")
-
-
-# -- entry points for commands and schedules --------------------------------------------------------
-
-LAST_RUN_NS = "reports.last_run"
-
-
-def make_report(
-    runtime: Any, env: Environment, kind: Kind, *, window: dt.timedelta | None = None, charts: bool = True
-) -> Report:
-    prom = runtime.services.prometheus(env)
-    try:
-        th = runtime.config.health_thresholds
-        if kind == "health":
-            return build_health(prom, env, th, charts=charts)
-        return build_capacity(
-            prom,
-            env,
-            th,
-            window=window or dt.timedelta(days=7),
-            charts=charts,
-            collection_names=_names_via_milvus(runtime, env),
-        )
-    finally:
-        prom.close()
-
-
-def _names_via_milvus(runtime: Any, env: Environment) -> CollectionNames:
-    def names() -> dict[str, str]:
-
-        client = runtime.services.milvus_client(env)
-        return collection_names_from(client, timeout_s=env.milvus.timeout_s)()
-
-    return names
-
-
-def report_on_demand(ctx: Any, kind: Kind, *, window: dt.timedelta | None = None, charts: bool = True) -> Any:
-    """What `/milvus health` and `/milvus capacity` answer: the report, its run recorded as the user's."""
-    from bot.reply import Reply
-
-    env = ctx.require_env()
-    report = make_report(ctx.runtime, env, kind, window=window, charts=charts)
-    record_run(
-        ctx.store,
-        kind,
-        env.name,
-        trigger="command",
-        by=ctx.user.user_id,
-        verdict=report.verdict.value,
-        summary=report.verdict_text(),
-    )
-    return Reply(text=report.text(), blocks=report.blocks(), data=report.to_data(), files=report.charts)
-
-
-def record_run(store: Any, kind: Kind, env: str, *, trigger: str, by: str, verdict: str, summary: str) -> None:
-    """Remember the last run of each report and environment, whoever started it."""
-    store.kv_put(
-        LAST_RUN_NS,
-        f"{kind}:{env}",
-        {
-            "at": dt.datetime.now(dt.UTC).isoformat(),
-            "trigger": trigger,
-            "by": by,
-            "verdict": verdict,
-            "summary": summary[:500],
-        },
-    )
-
-
-def last_run(store: Any, kind: Kind, env: str) -> dict[str, Any] | None:
-    value = store.kv_get(LAST_RUN_NS, f"{kind}:{env}")
-    return value if isinstance(value, dict) else None
