@@ -32,7 +32,7 @@ import numpy as np
 
 from commands.readiness.loadgen import LoadSpec, run_load
 from integrations.milvus import MilvusSearch
-from tests.commands.readiness_helpers import make_collection
+from tests.commands.readiness.helpers import make_collection
 from tests.support.servers import start_milvus_lite_server, start_milvus_server
 
 COLLECTION = "bench_loadtest"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.commands.readiness_helpers import OPERATOR, Bot, make_collection, vectors
+from tests.commands.readiness.helpers import OPERATOR, Bot, make_collection, vectors
 
 CONTRACT_KEYS = {"environment", "collection", "duration_s", "requests", "errors", "qps", "latency_ms", "k",
                  "recall_at_k", "recall_sample"}

@@ -15,14 +15,14 @@ import pytest
 
 from bot.config import embedded_default
 from tests.bot.alerting_helpers import TOKEN, alertmanager_yaml
-from tests.commands.readiness_helpers import Bot, make_collection, vectors
+from tests.commands.readiness.helpers import Bot, make_collection, vectors
 from tests.support.fake_kube import FakeKube
 from tests.support.servers import free_port, start_alertmanager, start_prometheus, stop_all
 from tests.support.wait import wait_for
 
 IDS = ["environment", "capacity", "kubernetes", "dependencies", "milvus", "network_policy", "security",
        "monitoring", "backup", "performance", "failure_drill", "runbooks"]
-RULES = Path(__file__).resolve().parents[2] / "rules" / "milvus-alerts.yml"
+RULES = Path(__file__).resolve().parents[3] / "rules" / "milvus-alerts.yml"
 MILVUS_LABELS = {"app.kubernetes.io/instance": "milvus", "app.kubernetes.io/name": "milvus"}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from bot.config import Config, embedded_default
 from bot.dispatch import Dispatcher, Outcome
 from bot.settings import Settings
-from tests.bot.test_approvals import RecordingMessenger
+from tests.commands.approvals.test_approvals import RecordingMessenger
 from tests.support.runtime import build_test_runtime
 
 OPERATOR = "ULOCALOPERATOR"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import embedded_default
-from tests.commands.readiness_helpers import Bot, make_collection, vectors
+from tests.commands.readiness.helpers import Bot, make_collection, vectors
 from tests.support.fake_kube import FakeKube
 
 RESTORE_KEYS = {"environment", "backup_id", "collections", "rows", "verified", "rto_s", "rpo_s", "scratch_dropped"}

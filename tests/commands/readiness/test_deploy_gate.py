@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.commands.readiness_helpers import Bot
+from tests.commands.readiness.helpers import Bot
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 
@@ -88,7 +88,7 @@ def test_require_checklist_refuses_a_failing_deploy_unless_an_admin_overrides(tm
 
 def test_capacity_and_kubernetes_items_judge_the_deployed_plan(tmp_path: Path, helm: FakeHelm,
                                                                fake_kube: FakeKube) -> None:
-    from tests.commands.readiness_helpers import make_collection, vectors
+    from tests.commands.readiness.helpers import make_collection, vectors
 
     seed_pods(fake_kube)
     fake_kube.put({"kind": "Node", "metadata": {"name": "small-node"}, "spec": {},
