@@ -531,6 +531,7 @@ def _cron_interval(cron: str, timezone: str) -> dt.timedelta | None:
 
 
 def _deployed_plan(runtime: Any, env: str) -> tuple[str, Any] | None:
+    from commands.plan.render import PLANS_KV
     from commands.plan.sizing import PlanInput, plan
 
     t = schema.audit_log
@@ -539,7 +540,7 @@ def _deployed_plan(runtime: Any, env: str) -> tuple[str, Any] | None:
                                                         t.c.outcome == "ok").order_by(t.c.id.desc()).limit(50)).all()
     for (arguments,) in rows:
         plan_id = (arguments or {}).get("plan")
-        stored = runtime.store.kv_get("plans", plan_id) if plan_id else None
+        stored = runtime.store.kv_get(PLANS_KV, plan_id) if plan_id else None
         if stored:
             return str(plan_id), plan(PlanInput.model_validate(stored))
     return None
