@@ -115,7 +115,8 @@ def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
     from bot.settings import Settings
     from bot.state import Store
     from commands import build_registry
-    from commands.backup import engine as backups
+    from commands.backup.engine import ITERATOR_BATCH, create_backup
+    from commands.backup.restore import restore_backup
     from integrations.s3 import make_s3_client
 
     config = Config.model_validate({"environments": {"bench": {
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
 
     # 2. Raw read: the query iterator alone.
     t0 = time.perf_counter()
-    iterator = client.query_iterator("vectors", batch_size=backups.ITERATOR_BATCH, filter="",
+    iterator = client.query_iterator("vectors", batch_size=ITERATOR_BATCH, filter="",
                                      output_fields=["id", "vec"])
     read = 0
     while batch_rows := iterator.next():
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
 
     # 3. Backup.
     t0 = time.perf_counter()
-    record = backups.create_backup(runtime, env, ["vectors"])
+    record = create_backup(runtime, env, ["vectors"])
     backup_s = time.perf_counter() - t0
     print(line("backup (logical engine)", record.rows, record.rows * raw_row, backup_s)
           + f"  stored {record.bytes / 1e6:,.0f} MB in {len(list(runtime.services.object_store(env).list('bench/')))}"
@@ -206,7 +207,7 @@ def run(args: argparse.Namespace, workdir: Path, s3_url: str) -> int:
     # 5. Restore (create, insert, index, load, count + sampled rows checked, rename).
     lines: list[str] = []
     t0 = time.perf_counter()
-    report = backups.restore_backup(runtime, env, record.id, env, suffix="_restored", progress=lines.append,
+    report = restore_backup(runtime, env, record.id, env, suffix="_restored", progress=lines.append,
                                     insert_batch_rows=best)
     restore_s = time.perf_counter() - t0
     assert report.rows == args.rows and not report.collections[0].sample_mismatches

@@ -105,6 +105,42 @@ class AlertChannels(Strict):
     default: str | None = None
 
 
+class StormPolicy(Strict):
+    """When a channel's alert messages would queue up, one digest shows the whole storm instead."""
+
+    enabled: bool = True
+    threshold_s: float = Field(
+        default=5.0, ge=1, le=3600,
+        description="a storm starts when the posts waiting for the channel would take longer than this "
+                    "at Slack's pace of one a second",
+    )
+    individual: list[str] = Field(
+        default_factory=lambda: ["emergency", "critical"],
+        description="severities whose groups still get their own message during a storm",
+    )
+    post_rest: bool = Field(
+        default=False, description="as the backlog drains, also post the other groups of the storm one by one"
+    )
+    end_after_s: float = Field(
+        default=300.0, ge=10, description="a storm with firing groups ends after this long without a new group"
+    )
+    silence_for: Literal["1h", "4h", "24h"] = Field(default="4h", description="the digest's Silence buttons")
+
+    @field_validator("individual")
+    @classmethod
+    def _severities(cls, value: list[str]) -> list[str]:
+        return [v.strip().lower() for v in value]
+
+
+class AlertStorm(StormPolicy):
+    channels: dict[str, StormPolicy] = Field(
+        default_factory=dict, description="per-channel policy (channel id -> policy), replacing the default"
+    )
+
+    def for_channel(self, channel: str) -> StormPolicy:
+        return self.channels.get(channel, self)
+
+
 class Channels(Strict):
     ops: str | None = None
     approvals: str | None = None
@@ -253,6 +289,7 @@ class Config(Strict):
     channels: Channels = Field(default_factory=Channels, description="defaults for every environment")
     reports: Reports = Field(default_factory=Reports)
     health_thresholds: HealthThresholds = Field(default_factory=HealthThresholds)
+    alert_storm: AlertStorm = Field(default_factory=AlertStorm)
     prices: PriceTable | None = None
     readiness: ReadinessPolicy = Field(default_factory=ReadinessPolicy)
     embedded: bool = Field(default=False, exclude=True)

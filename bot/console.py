@@ -92,6 +92,7 @@ class ConsoleMessenger:
         ref: str | None = None,
         thread_ref: str | None = None,
         dedupe_key: str | None = None,
+        priority: int = 0,
     ) -> str:
         if dedupe_key and dedupe_key in self._seen_dedupe:
             return ref or dedupe_key
@@ -113,6 +114,12 @@ class ConsoleMessenger:
     ) -> None:
         for path in save_files(self.files_dir, files):
             print(f"  file for #{channel}: {path}", file=self.out)
+
+    def backlog(self, channel: str) -> int:
+        return 0  # shown at once: a terminal has no rate limit
+
+    def withdraw(self, ref: str) -> bool:
+        return False  # already printed
 
     def _show(self, title: str, message: Message) -> None:
         print(title, file=self.out)

@@ -15,9 +15,10 @@ from bot.reply import Attachment, Message
 class Messenger(Protocol):
     def post(
         self, channel: str, message: Message, *, ref: str | None = None, thread_ref: str | None = None,
-        dedupe_key: str | None = None,
+        dedupe_key: str | None = None, priority: int = 0,
     ) -> str:
-        """Queue a new message; returns its ref. The same ``dedupe_key`` is posted once, ever."""
+        """Queue a new message; returns its ref. The same ``dedupe_key`` is posted once, ever.
+        Within a channel higher ``priority`` goes out first; equal priorities keep their order."""
         ...
 
     def update(self, ref: str, message: Message) -> None:
@@ -26,6 +27,14 @@ class Messenger(Protocol):
 
     def upload(self, channel: str, files: list[Attachment], *, thread_ref: str | None = None,
                comment: str = "") -> None:
+        ...
+
+    def backlog(self, channel: str) -> int:
+        """Posts still waiting for ``channel`` (each costs about a second at Slack's pace)."""
+        ...
+
+    def withdraw(self, ref: str) -> bool:
+        """Take back a post nobody has seen yet; False when it may already be in the channel."""
         ...
 
 

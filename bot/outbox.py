@@ -2,9 +2,12 @@
 
 ``post``/``update``/``upload`` only write a row (so they are as durable as the state store and never
 block on Slack). One worker per deployment — it holds a lease, so replicas do not both send — drains
-the rows in order per channel:
+the rows per channel, highest ``priority`` first and in the order they were queued among equal
+priorities (so a critical alert does not wait behind a queue of warnings):
 
-- at most one ``chat.postMessage`` per channel per second (Slack's documented limit);
+- at most one ``chat.postMessage`` per channel per second (Slack's documented limit); updates are
+  not held to it (``chat.update`` has its own, workspace-wide pace) but never overtake the post of
+  the message they change, and a thread reply never overtakes its parent;
 - a 429 pauses that channel for ``Retry-After`` seconds and retries the same row: nothing is dropped;
 - 5xx answers, timeouts and connection errors are retried with exponential backoff, forever;
 - a row is marked *in flight* before the call; if the process dies before recording the answer, the
@@ -34,6 +37,7 @@ from bot.state import Store, as_utc, utcnow
 
 log = logging.getLogger("milvus_chatops.outbox")
 
+PRIORITY_NORMAL = 0
 POST_INTERVAL_S = 1.0  # chat.postMessage: about one per second per channel
 UPDATE_INTERVAL_S = 0.25  # chat.update is Tier 3 (50+/min workspace-wide); spread across channels
 MAX_BACKOFF_S = 60.0
@@ -76,15 +80,28 @@ class Outbox:
         ref: str | None = None,
         thread_ref: str | None = None,
         dedupe_key: str | None = None,
+        priority: int = PRIORITY_NORMAL,
     ) -> str:
         ref = ref or f"msg:{uuid.uuid4().hex}"
         payload = {"text": fit_text(message.text), "blocks": fit_blocks(message.blocks)}
-        return self._enqueue(channel, "post", ref, payload, thread_ref=thread_ref, dedupe_key=dedupe_key)
+        return self._enqueue(
+            channel, "post", ref, payload, thread_ref=thread_ref, dedupe_key=dedupe_key, priority=priority
+        )
 
     def update(self, ref: str, message: Message) -> None:
-        channel = self._channel_of(ref)
         payload = {"text": fit_text(message.text), "blocks": fit_blocks(message.blocks)}
-        self._enqueue(channel, "update", ref, payload)
+        t = schema.outbox
+        with self.store.begin() as conn:
+            # Not tried yet: the post itself goes out with the new content, one Slack call fewer.
+            rewritten = conn.execute(
+                update(t).where(t.c.ref == ref, t.c.op == "post", t.c.state == "pending", t.c.attempts == 0)
+                .values(payload=payload)
+            ).rowcount
+        if rewritten:
+            return
+        # An update is as urgent as the message it changes.
+        channel, priority = self._post_of(ref)
+        self._enqueue(channel, "update", ref, payload, priority=priority)
 
     def upload(
         self, channel: str, files: list[Attachment], *, thread_ref: str | None = None, comment: str = ""
@@ -111,6 +128,7 @@ class Outbox:
         *,
         thread_ref: str | None = None,
         dedupe_key: str | None = None,
+        priority: int = PRIORITY_NORMAL,
     ) -> str:
         now = utcnow()
         try:
@@ -127,6 +145,7 @@ class Outbox:
                         attempts=0,
                         not_before=now,
                         created_at=now,
+                        priority=priority,
                     )
                 )
         except IntegrityError:
@@ -140,15 +159,16 @@ class Outbox:
         self._wake.set()
         return ref
 
-    def _channel_of(self, ref: str) -> str:
+    def _post_of(self, ref: str) -> tuple[str, int]:
+        """(channel, priority) of the post that created the message ``ref``."""
         t = schema.outbox
         with self.store.begin() as conn:
             row = conn.execute(
-                select(t.c.channel).where(t.c.ref == ref, t.c.op == "post").order_by(t.c.id).limit(1)
+                select(t.c.channel, t.c.priority).where(t.c.ref == ref, t.c.op == "post").order_by(t.c.id).limit(1)
             ).first()
         if row is None:
             raise KeyError(f"no message was posted under ref {ref}")
-        return str(row[0])
+        return str(row[0]), int(row[1])
 
     def ts_of(self, ref: str) -> tuple[str, str] | None:
         """(channel, ts) of a message once Slack has it."""
@@ -156,6 +176,35 @@ class Outbox:
         with self.store.begin() as conn:
             row = conn.execute(select(t.c.channel, t.c.ts).where(t.c.ref == ref)).first()
         return (row[0], row[1]) if row else None
+
+    def backlog(self, channel: str) -> int:
+        """Posts and uploads still waiting for ``channel``: each costs a second of Slack's pace."""
+        t = schema.outbox
+        with self.store.begin() as conn:
+            count = conn.execute(
+                select(func.count()).select_from(t)
+                .where(t.c.state == "pending", t.c.channel == channel, t.c.op != "update")
+            ).scalar_one()
+        return int(count)
+
+    def withdraw(self, ref: str) -> bool:
+        """Take back a post that has not been tried yet, with its updates and thread replies.
+
+        True when nothing of it can reach Slack any more; False when it already went (or may be on
+        its way: a row the worker has started counts as sent).
+        """
+        t = schema.outbox
+        with self.store.begin() as conn:
+            taken = conn.execute(
+                update(t).where(t.c.ref == ref, t.c.op == "post", t.c.state == "pending", t.c.attempts == 0)
+                .values(state="done", last_error="withdrawn")
+            ).rowcount
+            if taken:
+                conn.execute(
+                    update(t).where(t.c.state == "pending", (t.c.ref == ref) | (t.c.thread_ref == ref))
+                    .values(state="done", last_error="withdrawn")
+                )
+        return bool(taken)
 
     def pending(self) -> int:
         with self.store.begin() as conn:
@@ -203,44 +252,70 @@ class Outbox:
         """Send every row that may be sent now; returns seconds until the next one could be."""
         t = schema.outbox
         # Plan on row headers only; payloads (blocks, file contents) are read for the rows sent now.
-        header = [t.c.id, t.c.channel, t.c.op, t.c.ref, t.c.thread_ref, t.c.attempts, t.c.not_before, t.c.created_at]
+        # Highest priority first, so a critical message queued behind a long backlog is in the window.
+        header = [t.c.id, t.c.channel, t.c.op, t.c.ref, t.c.thread_ref, t.c.attempts, t.c.not_before,
+                  t.c.created_at, t.c.priority]
         with self.store.begin() as conn:
             rows: list[dict[str, Any]] = [
                 dict(row)
                 for row in conn.execute(
-                    select(*header).where(t.c.state == "pending").order_by(t.c.id).limit(500)
+                    select(*header).where(t.c.state == "pending")
+                    .order_by(t.c.priority.desc(), t.c.id).limit(500)
                 ).mappings()
             ]
         OUTBOX_PENDING.set(len(rows))
         if not rows:
             return 1.0
-        heads: dict[str, dict[str, Any]] = {}
         superseded: list[int] = []
         latest_update: dict[str, int] = {}
         for row in rows:
             if row["op"] == "update":
-                latest_update[row["ref"]] = row["id"]
+                latest_update[row["ref"]] = max(row["id"], latest_update.get(row["ref"], 0))
+        live = []
         for row in rows:
             if row["op"] == "update" and latest_update[row["ref"]] != row["id"] and row["attempts"] == 0:
                 superseded.append(row["id"])  # a later update of the same message replaces this one
-                continue
-            heads.setdefault(row["channel"], row)
+            else:
+                live.append(row)
         if superseded:
             with self.store.begin() as conn:
                 conn.execute(update(t).where(t.c.id.in_(superseded)).values(state="done", last_error="superseded"))
+        unposted = self._unposted_refs(
+            {r["ref"] for r in live if r["op"] == "update"} | {r["thread_ref"] for r in live if r["thread_ref"]}
+        )
+        # One post lane per channel (its head waits for the channel's pace, so among equal priorities
+        # nothing overtakes), and one lane for updates.
+        heads: dict[str, dict[str, Any]] = {}
+        update_head: dict[str, Any] | None = None
+        for row in live:  # already in (priority desc, id) order
+            if row["op"] == "update":
+                if row["ref"] not in unposted and update_head is None:
+                    update_head = row
+            elif not (row["thread_ref"] and row["thread_ref"] in unposted):
+                heads.setdefault(row["channel"], row)
         now_mono = time.monotonic()
         now = utcnow()
         next_delay = 1.0
-        for channel, row in heads.items():
-            wait = self._wait_for(channel, row, now_mono, now)
+        for row in [*heads.values(), *([update_head] if update_head else [])]:
+            wait = self._wait_for(row["channel"], row, now_mono, now)
             if wait > 0:
                 next_delay = min(next_delay, wait)
                 continue
-            with self.store.begin() as conn:
-                row["payload"] = conn.execute(select(t.c.payload).where(t.c.id == row["id"])).scalar_one()
             self._send(row)
             next_delay = 0.0
         return next_delay
+
+    def _unposted_refs(self, refs: set[str]) -> set[str]:
+        """Refs whose post is still waiting: their updates and thread replies must wait too."""
+        if not refs:
+            return set()
+        t = schema.outbox
+        with self.store.begin() as conn:
+            return set(
+                conn.execute(
+                    select(t.c.ref).where(t.c.ref.in_(refs), t.c.op == "post", t.c.state == "pending")
+                ).scalars()
+            )
 
     def _wait_for(self, channel: str, row: dict[str, Any], now_mono: float, now: dt.datetime) -> float:
         backoff = (as_utc(row["not_before"]) - now).total_seconds()
@@ -255,7 +330,14 @@ class Outbox:
 
         t = schema.outbox
         with self.store.begin() as conn:
-            conn.execute(update(t).where(t.c.id == row["id"]).values(attempts=t.c.attempts + 1))
+            started = conn.execute(
+                update(t).where(t.c.id == row["id"], t.c.state == "pending").values(attempts=t.c.attempts + 1)
+            ).rowcount
+            # Read after the attempt is counted: from here on ``update`` queues a row instead of
+            # rewriting this one.
+            row["payload"] = conn.execute(select(t.c.payload).where(t.c.id == row["id"])).scalar_one()
+        if not started:
+            return  # withdrawn since it was planned
         method = {"post": "chat.postMessage", "update": "chat.update", "upload": "files.upload_v2"}[row["op"]]
         try:
             ts = self._call(row)
@@ -312,12 +394,15 @@ class Outbox:
                 unfurl_links=False,
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"ref": row["ref"]}},
             )
+            # Counted from the answer as well: a slow call must not bring the next one closer than
+            # a second to it on Slack's side.
+            self._channel_ready_at[channel] = time.monotonic() + POST_INTERVAL_S
             return str(response["ts"])
         if row["op"] == "update":
             self._update_ready_at = time.monotonic() + UPDATE_INTERVAL_S
             target = self.ts_of(row["ref"])
             if target is None:
-                # Posts precede their updates in the channel's order, so the post ended for good.
+                # An update waits for its post (drain_once), so the post ended for good.
                 raise _Undeliverable(f"message {row['ref']} never reached Slack")
             self.client.chat_update(
                 channel=target[0], ts=target[1], text=payload["text"], blocks=payload["blocks"] or []

@@ -84,6 +84,7 @@ class SweepSpec:
     name: str
     seconds: float
     fn: Sweep
+    at_start: bool = False  # also once when the scheduler starts (recovery of a dead process' work)
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,8 @@ class Registry:
         """``fn(config)`` lists the scheduled jobs a config asks for (backup schedules, reports)."""
         self.job_sources.append(fn)
 
-    def sweep(self, name: str, seconds: float, fn: Sweep) -> None:
-        self.sweeps.append(SweepSpec(name, seconds, fn))
+    def sweep(self, name: str, seconds: float, fn: Sweep, *, at_start: bool = False) -> None:
+        self.sweeps.append(SweepSpec(name, seconds, fn, at_start))
 
     def executor(self, kind: str, fn: Executor) -> None:
         _unique(self.executors, kind, "approval executor")[kind] = fn

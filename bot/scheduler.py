@@ -189,6 +189,8 @@ class Scheduler:
                 id=f"sweep:{sweep.name}",
                 jobstore="memory",
                 replace_existing=True,
+                # A start-up sweep runs as soon as the scheduler resumes, off the start-up path.
+                **({"next_run_time": utcnow()} if sweep.at_start else {}),
             )
         self._scheduler.resume()
         return specs

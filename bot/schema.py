@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
 )
 
 metadata = MetaData()
@@ -87,6 +88,9 @@ outbox = Table(
     Column("not_before", DateTime(timezone=True), nullable=False),
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Higher goes first within a channel (a critical alert before a queue of warnings); equal
+    # priorities keep their order. Added by 0007_outbox_priority.
+    Column("priority", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_outbox_pending", "state", "channel", "id"),
 )
 
@@ -166,7 +170,7 @@ approval_votes = Table(
 )
 
 
-# Alertmanager webhook deliveries (bot/alerting.py), stored before the webhook is answered; the
+# Alertmanager webhook deliveries (commands/alerts/), stored before the webhook is answered; the
 # dedupe key makes a re-delivered notification a no-op. The worker turns pending rows into messages.
 alert_notifications = Table(
     "alert_notifications",
@@ -208,7 +212,29 @@ alert_groups = Table(
     Column("acked_at", DateTime(timezone=True)),
     Column("silences", JSON, nullable=False),  # [{id, kind: ack|timed, by, until, state}]
     Column("last_notification_id", Integer, nullable=False),
+    # The storm digest that lists the group (commands/alerts/storm.py), and whether the group has a
+    # message of its own (during a storm only some severities get one). Added by 0008_alert_storms.
+    Column("storm_id", String(32)),
+    Column("own_message", Integer, nullable=False, default=1, server_default="1"),
     Index("ix_alert_groups_status", "status", "environment"),
+)
+
+# One row per alert storm in a channel: the digest messages (refs, in order) that show its groups,
+# a hash of what each was last rendered with (so unchanged parts are not updated), and Silence-all
+# presses for the closing summary.
+alert_storms = Table(
+    "alert_storms",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # active | ended
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("last_joined_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("parts", JSON, nullable=False),
+    Column("rendered", JSON, nullable=False),
+    Column("silenced_all", JSON, nullable=False),  # [{by, at, groups}]
+    Index("ix_alert_storms_channel", "channel", "state"),
 )
 
 
@@ -263,6 +289,35 @@ def _create(*tables: Table) -> Callable[[Connection], None]:
     return step
 
 
+def _add_columns(table: Table, *column_names: str) -> Callable[[Connection], None]:
+    """Add columns declared on ``table`` to a database created before they existed; a database
+    created since already has them (its create step builds the table as declared now)."""
+
+    def step(conn: Connection) -> None:
+        existing = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        for column_name in column_names:
+            if column_name in existing:
+                continue
+            column = table.c[column_name]
+            ddl = column.type.compile(dialect=conn.dialect)
+            default = column.server_default.arg if column.server_default is not None else None  # type: ignore[attr-defined]
+            not_null = " NOT NULL" if not column.nullable else ""
+            conn.exec_driver_sql(
+                f"ALTER TABLE {table.name} ADD COLUMN {column_name} {ddl}"
+                + (f" DEFAULT {default}" if default is not None else "") + not_null
+            )
+
+    return step
+
+
+def _steps(*steps: Callable[[Connection], None]) -> Callable[[Connection], None]:
+    def step(conn: Connection) -> None:
+        for each in steps:
+            each(conn)
+
+    return step
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core", _create(schema_migrations, audit_log, claims, locks, kv)),
     ("0002_outbox", _create(outbox, message_refs)),
@@ -270,5 +325,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0004_approvals", _create(approval_requests, approval_votes)),
     ("0005_alerts", _create(alert_notifications, alert_groups)),
     ("0006_backups", _create(backups)),
+    ("0007_outbox_priority", _add_columns(outbox, "priority")),
+    ("0008_alert_storms", _steps(_add_columns(alert_groups, "storm_id", "own_message"), _create(alert_storms))),
     ("0009_readiness_runs", _create(readiness_runs)),
 ]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from integrations.alertmanager import AlertmanagerClient
     from integrations.helm import Helm
     from integrations.kubernetes import KubeCluster
-    from integrations.milvus import MilvusAdmin, MilvusSearch
+    from integrations.milvus import MilvusAdmin, MilvusData, MilvusSearch
     from integrations.milvus_backup import MilvusBackupClient
     from integrations.prometheus import Prometheus
     from integrations.s3 import ObjectStore
@@ -33,6 +33,8 @@ T = TypeVar("T")
 # A client that could not be built is not tried again for this long: a dead cluster answers every
 # caller at once with the remembered error instead of each one waiting out its own connect timeout.
 FAILURE_MEMORY_S = 10.0
+S3_READ_TIMEOUT_S = 10.0
+S3_ATTEMPTS = 2
 
 
 class ClientCache:
@@ -116,7 +118,14 @@ class Services:
 
         return MilvusAdmin(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
 
+    def milvus_data(self, env: Environment) -> MilvusData:
+        """The data plane (iterate, insert, create, rename, drop) on the environment's shared client."""
+        from integrations.milvus import MilvusData
+
+        return MilvusData(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
+
     def milvus_search(self, env: Environment) -> MilvusSearch:
+        """Searches, samples and scans of vectors (load tests and drills) on the shared client."""
         from integrations.milvus import MilvusSearch
 
         return MilvusSearch(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
@@ -154,8 +163,12 @@ class Services:
         if target.local_dir:
             return LocalStore(target.local_dir)
         assert target.bucket is not None  # the config validator guarantees bucket or local_dir
+        # A hung S3 answers `backup list` with a clear error in about 25 s rather than minutes: each
+        # request waits at most 10 s for bytes and is tried twice.
         client = self.cache.get(
-            f"s3:{env.name}", lambda: make_s3_client(endpoint_url=target.endpoint_url, region=target.region)
+            f"s3:{env.name}",
+            lambda: make_s3_client(endpoint_url=target.endpoint_url, region=target.region, connect_timeout=5.0,
+                                   read_timeout=S3_READ_TIMEOUT_S, max_attempts=S3_ATTEMPTS),
         )
         return S3Store(client, target.bucket, target.prefix, sse=target.sse, kms_key_id=target.kms_key_id)
 

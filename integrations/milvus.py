@@ -1,14 +1,22 @@
-"""Milvus through pymilvus' MilvusClient: a server (http://host:19530) or Milvus Lite (a .db path)."""
+"""Milvus through pymilvus' MilvusClient: a server (http://host:19530) or Milvus Lite (a .db path).
+
+``MilvusAdmin`` is the read-mostly view (status, inventory); ``MilvusData`` the data plane backups and
+restores use (describe, iterate, insert, create, rename, drop). Both take an open client and go through
+``call``, the one place pymilvus exceptions become our errors.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.errors import IntegrationError, NotFound
 
 log = logging.getLogger("milvus_chatops.milvus")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ def open_client(uri: str, token: str | None, *, db_name: str = "default", timeou
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
 
+        quiet_library_logs()
         if is_lite(uri):
             from pathlib import Path
 
@@ -51,6 +60,50 @@ def open_client(uri: str, token: str | None, *, db_name: str = "default", timeou
         raise IntegrationError(f"Cannot connect to Milvus at {uri}: {exc}", system="milvus") from exc
 
 
+def call(where: str, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one pymilvus call; its failures become ours (NotFound when Milvus says so)."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        return fn(*args, **kwargs)
+    except MilvusException as exc:
+        text = str(exc.message)
+        if any(phrase in text.lower() for phrase in ("not found", "can't find", "does not exist")):
+            raise NotFound(f"Milvus at {where} says: {text}") from exc
+        raise IntegrationError(f"Milvus at {where} failed to {what}: {text}", system="milvus") from exc
+    except Exception as exc:  # grpc and connection errors surface as plain exceptions
+        raise IntegrationError(f"Milvus at {where} failed to {what}: {exc}", system="milvus") from exc
+
+
+class _ToDebug(logging.Handler):
+    """Re-logs a library's records as DEBUG lines of ours: the user's terminal is no place for them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: %s", record.name, record.getMessage(), exc_info=record.exc_info)
+
+
+_QUIETED = threading.Lock()
+_quiet_done = False
+
+
+def quiet_library_logs() -> None:
+    """pymilvus logs a warning on every query iterator (no mvccTs from Milvus Lite) through handlers
+    of its own, and Milvus Lite's in-process gRPC server logs a traceback for every call it does not
+    implement (AllocTimestamp, on every index build). Both are noise to an operator; keep them at
+    DEBUG in our log. Idempotent; called when the first client is opened, never at import."""
+    global _quiet_done
+    with _QUIETED:
+        if _quiet_done:
+            return
+        handler = _ToDebug()
+        for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer", "grpc._server"):
+            library = logging.getLogger(name)
+            library.handlers[:] = [handler]
+            library.propagate = False
+        _quiet_done = True
+
+
 class MilvusAdmin:
     """Read-mostly administrative view of one Milvus; takes an open MilvusClient."""
 
@@ -59,41 +112,29 @@ class MilvusAdmin:
         self.uri = uri
         self.timeout_s = timeout_s
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        from pymilvus.exceptions import MilvusException
-
-        try:
-            return fn(*args, **kwargs)
-        except MilvusException as exc:
-            if "not found" in str(exc.message).lower() or "can't find" in str(exc.message).lower():
-                raise NotFound(f"Milvus at {self.uri} says: {exc.message}") from exc
-            raise IntegrationError(f"Milvus at {self.uri} failed to {what}: {exc.message}", system="milvus") from exc
-        except Exception as exc:
-            raise IntegrationError(f"Milvus at {self.uri} failed to {what}: {exc}", system="milvus") from exc
-
     def server_version(self) -> str:
-        return str(self._call("report its version", self.client.get_server_version))
+        return str(call(self.uri, "report its version", self.client.get_server_version))
 
     def databases(self) -> list[str]:
         if is_lite(self.uri):
             return ["default"]
-        return list(self._call("list databases", self.client.list_databases, timeout=self.timeout_s))
+        return list(call(self.uri, "list databases", self.client.list_databases, timeout=self.timeout_s))
 
     def _use(self, database: str) -> None:
         if not is_lite(self.uri):
-            self._call(f"switch to database {database}", self.client.use_database, database)
+            call(self.uri, f"switch to database {database}", self.client.use_database, database)
 
     def collections(self, database: str = "default") -> list[str]:
         self._use(database)
-        return sorted(self._call("list collections", self.client.list_collections))
+        return sorted(call(self.uri, "list collections", self.client.list_collections))
 
     def collection(self, name: str, database: str = "default") -> CollectionInfo:
         self._use(database)
-        stats = self._call(f"read stats of {name}", self.client.get_collection_stats, name)
-        state = self._call(f"read load state of {name}", self.client.get_load_state, name)
+        stats = call(self.uri, f"read stats of {name}", self.client.get_collection_stats, name)
+        state = call(self.uri, f"read load state of {name}", self.client.get_load_state, name)
         index_types = []
-        for index_name in self._call(f"list indexes of {name}", self.client.list_indexes, name):
-            described = self._call(f"describe index {index_name}", self.client.describe_index, name, index_name)
+        for index_name in call(self.uri, f"list indexes of {name}", self.client.list_indexes, name):
+            described = call(self.uri, f"describe index {index_name}", self.client.describe_index, name, index_name)
             index_types.append(str(described.get("index_type", "?")))
         loaded = str(state.get("state", "")).endswith("Loaded")
         return CollectionInfo(database, name, int(stats.get("row_count", 0)), loaded, sorted(set(index_types)))
@@ -104,6 +145,219 @@ class MilvusAdmin:
             for name in self.collections(database):
                 result.append(self.collection(name, database))
         return result
+
+
+# Keys the server reports about an index's build state rather than how to build it.
+_INDEX_STATE_KEYS = {"field_name", "index_name", "index_type", "metric_type", "total_rows", "indexed_rows",
+                     "pending_index_rows", "state", "index_state", "fail_reason"}
+
+
+def _plain(value: Any) -> Any:
+    """describe_collection output (enums, protobuf default values) as plain JSON values."""
+    from enum import Enum
+
+    if isinstance(value, Enum):
+        return value.name
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "ListFields"):  # a protobuf ValueField (default_value)
+        fields = value.ListFields()
+        return _plain(fields[0][1]) if fields else None
+    return value
+
+
+def build_schema(spec: dict[str, Any]) -> Any:
+    """A pymilvus CollectionSchema from the plain description ``MilvusData.schema`` returns."""
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    collection_schema = MilvusClient.create_schema(
+        auto_id=spec["auto_id"], enable_dynamic_field=spec["enable_dynamic_field"], description=spec["description"]
+    )
+    for f in spec["fields"]:
+        kwargs: dict[str, Any] = {}
+        for flag in ("is_primary", "is_partition_key", "is_clustering_key", "nullable", "is_function_output"):
+            if f.get(flag):
+                kwargs[flag] = True
+        if f.get("is_primary") and spec["auto_id"]:
+            kwargs["auto_id"] = True
+        if "default_value" in f and f["default_value"] is not None:
+            kwargs["default_value"] = f["default_value"]
+        if f.get("element_type"):
+            kwargs["element_type"] = DataType[f["element_type"]]
+        for key, value in (f.get("params") or {}).items():
+            if key in ("dim", "max_length", "max_capacity"):
+                kwargs[key] = int(value)
+            elif isinstance(value, str) and value in ("true", "false"):
+                kwargs[key] = value == "true"
+            else:
+                kwargs[key] = value
+        kwargs.pop("is_function_output", None)
+        collection_schema.add_field(f["name"], DataType[f["type"]], description=f.get("description", ""), **kwargs)
+    for fn in spec.get("functions", []):
+        collection_schema.add_function(
+            Function(
+                name=fn["name"],
+                function_type=FunctionType[fn["type"]],
+                input_field_names=fn["input_field_names"],
+                output_field_names=fn["output_field_names"],
+                description=fn.get("description", ""),
+                params=fn.get("params") or None,
+            )
+        )
+    return collection_schema
+
+
+class MilvusData:
+    """The data plane of one Milvus, for backups and restores; takes an open MilvusClient.
+
+    Metadata calls are bounded by ``timeout_s``; one batch of rows (an insert, an iterator page, a
+    query or count) by ``batch_timeout_s``; work on a whole collection (load, flush, index build,
+    create, drop), which grows with its size, by ``build_timeout_s``.
+    """
+
+    def __init__(self, client: Any, *, uri: str, timeout_s: float = 10.0, batch_timeout_s: float = 300.0,
+                 build_timeout_s: float = 3600.0) -> None:
+        self.client = client
+        self.uri = uri
+        self.timeout_s = timeout_s
+        self.batch_timeout_s = max(batch_timeout_s, timeout_s)
+        self.build_timeout_s = max(build_timeout_s, self.batch_timeout_s)
+
+    # -- reading what is there ---------------------------------------------------------------------
+
+    def server_version(self) -> str:
+        return str(call(self.uri, "report its version", self.client.get_server_version, timeout=self.timeout_s))
+
+    def collections(self) -> list[str]:
+        return sorted(call(self.uri, "list collections", self.client.list_collections, timeout=self.timeout_s))
+
+    def partitions(self, name: str) -> list[str]:
+        return list(call(self.uri, f"list partitions of {name}", self.client.list_partitions, name,
+                         timeout=self.timeout_s))
+
+    def schema(self, name: str) -> dict[str, Any]:
+        """A collection's schema as plain JSON (``build_schema`` turns it back into a pymilvus one)."""
+        described = call(self.uri, f"describe {name}", self.client.describe_collection, name, timeout=self.timeout_s)
+        fields = [{k: _plain(v) for k, v in f.items() if k != "field_id"} for f in described["fields"]]
+        return {
+            "name": name,
+            "description": described.get("description", ""),
+            "auto_id": bool(described.get("auto_id", False)),
+            "enable_dynamic_field": bool(described.get("enable_dynamic_field", False)),
+            "num_shards": int(described.get("num_shards", 1) or 1),
+            "consistency_level": described.get("consistency_level_name") or "Bounded",
+            "properties": _plain(described.get("properties", {}) or {}),
+            "fields": fields,
+            "functions": [
+                {
+                    "name": fn["name"],
+                    "type": _plain(fn["type"]),
+                    "description": fn.get("description", ""),
+                    "input_field_names": list(fn.get("input_field_names", [])),
+                    "output_field_names": list(fn.get("output_field_names", [])),
+                    "params": _plain(fn.get("params", {}) or {}),
+                }
+                for fn in described.get("functions", []) or []
+            ],
+        }
+
+    def indexes(self, name: str) -> list[dict[str, Any]]:
+        """How each index of a collection is built: name, field, type, metric and build parameters."""
+        result = []
+        for index_name in call(self.uri, f"list indexes of {name}", self.client.list_indexes, name,
+                               timeout=self.timeout_s):
+            described = call(self.uri, f"describe index {index_name} of {name}", self.client.describe_index, name,
+                             index_name, timeout=self.timeout_s)
+            result.append(
+                {
+                    "index_name": index_name,
+                    "field_name": described.get("field_name"),
+                    "index_type": described.get("index_type"),
+                    "metric_type": described.get("metric_type") if described.get("metric_type") != "NONE" else None,
+                    "params": {k: v for k, v in described.items() if k not in _INDEX_STATE_KEYS and k != "params"}
+                    | dict(described.get("params") or {}),
+                }
+            )
+        return result
+
+    def is_loaded(self, name: str) -> bool:
+        state = call(self.uri, f"read load state of {name}", self.client.get_load_state, name, timeout=self.timeout_s)
+        return str(state.get("state", "")).endswith("Loaded")
+
+    def count(self, name: str, partition: str | None = None) -> int:
+        kwargs: dict[str, Any] = {"partition_names": [partition]} if partition else {}
+        result = call(self.uri, f"count rows of {name}", self.client.query, name, filter="",
+                      output_fields=["count(*)"], timeout=self.batch_timeout_s, **kwargs)
+        return int(result[0]["count(*)"]) if result else 0
+
+    def query(self, name: str, expr: str, output_fields: list[str]) -> list[dict[str, Any]]:
+        return list(call(self.uri, f"read rows of {name}", self.client.query, name, filter=expr,
+                         output_fields=output_fields, timeout=self.batch_timeout_s))
+
+    def iterate(self, name: str, *, batch_size: int, output_fields: list[str],
+                partition: str | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Every row of a collection (or one partition), a batch at a time."""
+        kwargs: dict[str, Any] = {"partition_names": [partition]} if partition else {}
+        iterator = call(self.uri, f"read {name}", self.client.query_iterator, name, batch_size=batch_size,
+                        filter="", output_fields=output_fields, timeout=self.batch_timeout_s, **kwargs)
+        try:
+            while True:
+                rows = call(self.uri, f"read {name}", iterator.next)
+                if not rows:
+                    return
+                yield rows
+        finally:
+            iterator.close()
+
+    # -- changing it ----------------------------------------------------------------------------------
+
+    def load(self, name: str) -> None:
+        call(self.uri, f"load {name}", self.client.load_collection, name, timeout=self.build_timeout_s)
+
+    def flush(self, name: str) -> None:
+        call(self.uri, f"flush {name}", self.client.flush, name, timeout=self.build_timeout_s)
+
+    def create_collection(self, name: str, spec: dict[str, Any], *, num_partitions: int | None = None) -> None:
+        """Create ``name`` with the schema ``spec`` (as ``schema`` returns it), shards and consistency kept."""
+        kwargs: dict[str, Any] = {"consistency_level": spec.get("consistency_level") or "Bounded"}
+        if spec.get("num_shards"):
+            kwargs["num_shards"] = spec["num_shards"]
+        if num_partitions:
+            kwargs["num_partitions"] = num_partitions
+        call(self.uri, f"create {name}", self.client.create_collection, name, schema=build_schema(spec),
+             timeout=self.build_timeout_s, **kwargs)
+
+    def create_partition(self, name: str, partition: str) -> None:
+        call(self.uri, f"create partition {partition} of {name}", self.client.create_partition, name, partition,
+             timeout=self.timeout_s)
+
+    def create_indexes(self, name: str, indexes: list[dict[str, Any]]) -> None:
+        """Build indexes described as ``indexes`` returns them."""
+        if not indexes:
+            return
+        params = self.client.prepare_index_params()
+        for index in indexes:
+            extra = {k: v for k, v in (index.get("params") or {}).items() if v is not None}
+            kwargs: dict[str, Any] = {"index_type": index.get("index_type") or "", "index_name": index["index_name"]}
+            if index.get("metric_type"):
+                kwargs["metric_type"] = index["metric_type"]
+            if extra:
+                kwargs["params"] = extra
+            params.add_index(index["field_name"], **kwargs)
+        call(self.uri, f"create indexes on {name}", self.client.create_index, name, params,
+             timeout=self.build_timeout_s)
+
+    def insert(self, name: str, rows: list[dict[str, Any]], partition: str = "") -> None:
+        call(self.uri, f"insert into {name}", self.client.insert, name, rows, partition_name=partition,
+             timeout=self.batch_timeout_s)
+
+    def rename(self, old: str, new: str) -> None:
+        call(self.uri, f"rename {old} to {new}", self.client.rename_collection, old, new, timeout=self.timeout_s)
+
+    def drop(self, name: str) -> None:
+        call(self.uri, f"drop {name}", self.client.drop_collection, name, timeout=self.build_timeout_s)
 
 
 # -- searching: load tests and drills -------------------------------------------------------------------
@@ -122,87 +376,46 @@ class VectorField:
     index_params: dict[str, Any] = field(default_factory=dict)
 
 
-_FLOAT_VECTOR = 101  # pymilvus DataType.FLOAT_VECTOR
+class MilvusSearch(MilvusData):
+    """The data plane plus searching: samples of vectors, full scans and searches of one collection.
 
-
-class MilvusSearch:
-    """Searches, samples and full scans of one collection's vectors; takes an open MilvusClient.
-
-    Methods raise ``IntegrationError`` (``NotFound`` for a missing collection); ``search_raw`` is the
-    exception: it is the load generator's hot path and lets pymilvus' exception through, so a
-    failed request costs nothing more than the failure itself.
+    ``search_raw`` is the load generator's hot path: it lets pymilvus' exception through, so a failed
+    request costs nothing more than the failure itself; every other method raises our errors.
     """
 
-    def __init__(self, client: Any, *, uri: str, timeout_s: float = 10.0) -> None:
-        self.client = client
-        self.uri = uri
-        self.timeout_s = timeout_s
-        self._admin = MilvusAdmin(client, uri=uri, timeout_s=timeout_s)
-
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._admin._call(what, fn, *args, **kwargs)
-
-    def collections(self) -> list[str]:
-        return sorted(self._call("list collections", self.client.list_collections))
-
     def exists(self, collection: str) -> bool:
-        return bool(self._call(f"look up {collection}", self.client.has_collection, collection))
+        return collection in self.collections()
 
     def vector_field(self, collection: str) -> VectorField:
         if not self.exists(collection):
             raise NotFound(f"There is no collection `{collection}` in Milvus at {self.uri}.")
-        described = self._call(f"describe {collection}", self.client.describe_collection, collection)
-        fields = described.get("fields", [])
-        primary = next((f["name"] for f in fields if f.get("is_primary")), "id")
-        vector = next((f for f in fields if int(f.get("type", 0)) == _FLOAT_VECTOR), None)
+        spec = self.schema(collection)
+        primary = next((f["name"] for f in spec["fields"] if f.get("is_primary")), "id")
+        vector = next((f for f in spec["fields"] if f.get("type") == "FLOAT_VECTOR"), None)
         if vector is None:
             raise NotFound(f"Collection `{collection}` has no FLOAT_VECTOR field to search.")
-        dim = int((vector.get("params") or {}).get("dim", 0))
-        index: dict[str, Any] = {}
-        for index_name in self._call(f"list indexes of {collection}", self.client.list_indexes, collection):
-            described_index = self._call(
-                f"describe index {index_name}", self.client.describe_index, collection, index_name
-            )
-            if described_index.get("field_name") == vector["name"]:
-                index = dict(described_index)
-                break
-        params = {k: v for k, v in index.items() if k not in _INDEX_STATE_KEYS}
+        index = next((i for i in self.indexes(collection) if i["field_name"] == vector["name"]), {})
         return VectorField(
-            collection, vector["name"], dim, primary, str(index.get("metric_type") or "L2"),
-            str(index.get("index_type") or ""), params,
+            collection, vector["name"], int((vector.get("params") or {}).get("dim", 0)), primary,
+            str(index.get("metric_type") or "L2"), str(index.get("index_type") or ""), dict(index.get("params") or {}),
         )
-
-    def row_count(self, collection: str) -> int:
-        rows = self._call(
-            f"count rows of {collection}", self.client.query, collection, filter="", output_fields=["count(*)"],
-            consistency_level="Strong", timeout=self.timeout_s,
-        )
-        return int(rows[0]["count(*)"]) if rows else 0
-
-    def loaded(self, collection: str) -> bool:
-        state = self._call(f"read load state of {collection}", self.client.get_load_state, collection)
-        return str(state.get("state", "")).endswith("Loaded")
-
-    def load(self, collection: str) -> None:
-        self._call(f"load {collection}", self.client.load_collection, collection, timeout=max(self.timeout_s, 120))
 
     def sample(self, vf: VectorField, limit: int) -> list[tuple[Any, list[float]]]:
         """Up to ``limit`` (primary key, vector) pairs read from the collection."""
-        rows = self._call(
-            f"read vectors of {vf.collection}", self.client.query, vf.collection, filter="",
-            output_fields=[vf.primary_key, vf.name], limit=limit, timeout=self.timeout_s,
-        )
+        rows = call(self.uri, f"read vectors of {vf.collection}", self.client.query, vf.collection, filter="",
+                    output_fields=[vf.primary_key, vf.name], limit=limit, timeout=self.batch_timeout_s)
         return [(r[vf.primary_key], list(r[vf.name])) for r in rows]
 
-    def scan(self, vf: VectorField, *, filter: str = "", batch_size: int = 5000) -> Any:
+    def scan(self, vf: VectorField, *, filter: str = "", batch_size: int = 5000) -> Iterator[
+        tuple[list[Any], list[list[float]]]
+    ]:
         """Every (primary keys, vectors) batch of the collection (rows matching ``filter``)."""
-        iterator = self._call(
-            f"open a query iterator on {vf.collection}", self.client.query_iterator, vf.collection,
-            batch_size=batch_size, filter=filter, output_fields=[vf.primary_key, vf.name], timeout=self.timeout_s,
-        )
+        iterator = call(self.uri, f"read {vf.collection}", self.client.query_iterator, vf.collection,
+                        batch_size=batch_size, filter=filter, output_fields=[vf.primary_key, vf.name],
+                        timeout=self.batch_timeout_s)
         try:
             while True:
-                batch = self._call(f"read vectors of {vf.collection}", iterator.next)
+                batch = call(self.uri, f"read {vf.collection}", iterator.next)
                 if not batch:
                     return
                 yield [r[vf.primary_key] for r in batch], [r[vf.name] for r in batch]
@@ -211,23 +424,11 @@ class MilvusSearch:
 
     def search_raw(self, collection: str, vectors: list[list[float]], *, anns_field: str, limit: int,
                    search_params: dict[str, Any], filter: str = "") -> Any:
-        return self.client.search(
-            collection, data=vectors, anns_field=anns_field, limit=limit, filter=filter,
-            search_params=search_params, output_fields=[], timeout=self.timeout_s,
-        )
+        return self.client.search(collection, data=vectors, anns_field=anns_field, limit=limit, filter=filter,
+                                  search_params=search_params, output_fields=[], timeout=self.timeout_s)
 
     def search_ids(self, collection: str, vectors: list[list[float]], *, anns_field: str, limit: int,
                    search_params: dict[str, Any], filter: str = "") -> list[list[Any]]:
-        hits = self._call(
-            f"search {collection}", self.search_raw, collection, vectors, anns_field=anns_field, limit=limit,
-            search_params=search_params, filter=filter,
-        )
+        hits = call(self.uri, f"search {collection}", self.search_raw, collection, vectors, anns_field=anns_field,
+                    limit=limit, search_params=search_params, filter=filter)
         return [[h["id"] for h in per_query] for per_query in hits]
-
-    def drop(self, collection: str) -> None:
-        self._call(f"drop {collection}", self.client.drop_collection, collection)
-
-
-# Keys describe_index reports about the build state rather than how the index was built.
-_INDEX_STATE_KEYS = {"field_name", "index_name", "total_rows", "indexed_rows", "pending_index_rows", "state",
-                     "index_state", "fail_reason"}

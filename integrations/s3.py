@@ -67,7 +67,8 @@ def make_s3_client(
     config = Config(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-        retries={"max_attempts": max_attempts, "mode": "standard"},
+        # total_max_attempts counts the first try too (botocore's max_attempts counts only retries).
+        retries={"total_max_attempts": max_attempts, "mode": "standard"},
         max_pool_connections=max_pool_connections,
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
@@ -120,8 +121,21 @@ class S3Store:
         return {}
 
     def _fail(self, what: str, exc: Exception) -> IntegrationError:
-        from botocore.exceptions import ClientError, EndpointConnectionError
+        from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
+        if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+            config = getattr(getattr(self.client, "meta", None), "config", None)
+            limit = getattr(config, "read_timeout" if isinstance(exc, ReadTimeoutError) else "connect_timeout", None)
+            attempts = (getattr(config, "retries", None) or {}).get("total_max_attempts")
+            waited = f" within {limit:g} s" if isinstance(limit, int | float) else ""
+            tries = f" ({attempts} attempts)" if attempts else ""
+            endpoint = getattr(getattr(self.client, "meta", None), "endpoint_url", None) or "its endpoint"
+            return IntegrationError(
+                f"S3 at {endpoint} did not answer{waited}{tries} "
+                f"while trying to {what}.",
+                hint="S3 (or the network path to it) is hung or overloaded; try again later, or check the endpoint.",
+                system="s3",
+            )
         if isinstance(exc, EndpointConnectionError):
             return IntegrationError(
                 f"S3 is unreachable at {exc.kwargs.get('endpoint_url', 'its endpoint')} while trying to {what}.",

@@ -1,8 +1,8 @@
 """/milvus alerts | ack | silence | unsilence, and the Acknowledge / Silence / Unsilence buttons.
 
-The work lives in bot/alerting.py; here are the argument models, the role checks in the group's own
-environment (a group id from one environment must not be silenced by someone who only operates
-another), and the replies.
+The work lives in the sibling modules (groups, silences, render); here are the argument models, the
+role checks in the group's own environment (a group id from one environment must not be silenced by
+someone who only operates another), and the replies.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from bot import blocks as bk
 from bot.args import positional
 from bot.config import Role
 from bot.context import Context
-from bot.errors import UsageError
+from bot.errors import IntegrationError, UsageError, UserError
 from bot.registry import action, command
 from bot.reply import Reply
 from bot.state import utcnow
 from bot.units import format_duration
-from commands.alerts import engine as alerting
+from commands.alerts import groups as alert_groups
+from commands.alerts import silences, storm
+from commands.alerts.render import SEVERITY_ICON, SILENCE_CHOICES, slack_time
 
 
 class AlertsArgs(BaseModel):
@@ -39,11 +41,11 @@ class SilenceArgs(BaseModel):
     reason: list[str] = positional([], description="why, for the Alertmanager comment")
 
 
-def _require_operator(ctx: Context, group: alerting.AlertGroup, what: str) -> None:
+def _require_operator(ctx: Context, group: alert_groups.AlertGroup, what: str) -> None:
     ctx.runtime.policy.require(ctx.user, Role.operator, group.environment, what)
 
 
-def _group_data(group: alerting.AlertGroup) -> dict[str, Any]:
+def _group_data(group: alert_groups.AlertGroup) -> dict[str, Any]:
     now = utcnow()
     active = group.active_silences(now)
     timed = [s for s in active if s.get("kind") == "timed"]
@@ -63,6 +65,7 @@ def _group_data(group: alerting.AlertGroup) -> dict[str, Any]:
         "silenced_until": max(s["until"] for s in timed) if timed else None,
         "silences": [s["id"] for s in active],
         "channel": group.channel,
+        "storm": group.storm_id,
     }
 
 
@@ -77,7 +80,7 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
     if args.env:
         ctx.runtime.environment(args.env)
         ctx.runtime.policy.require(ctx.user, Role.viewer, args.env, "alerts")
-    groups = alerting.list_groups(ctx.runtime, environment=args.env, include_resolved=args.resolved)
+    groups = alert_groups.list_groups(ctx.runtime, environment=args.env, include_resolved=args.resolved)
     policy = ctx.runtime.policy
     visible = [g for g in groups if policy.role_in(ctx.user, g.environment) is not None][: args.limit]
     where = f" in `{bk.escape(args.env)}`" if args.env else ""
@@ -87,7 +90,7 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
     now = utcnow()
     lines = []
     for g in visible:
-        icon = alerting.SEVERITY_ICON.get(g.severity, ":large_blue_circle:")
+        icon = SEVERITY_ICON.get(g.severity, ":large_blue_circle:")
         if g.status == "resolved":
             icon = ":large_green_circle:"
         bits = [f"{icon} *{bk.escape(g.name)}* `{g.short_id}`", bk.escape(g.environment or "no environment")]
@@ -102,16 +105,36 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
             bits.append(f":eyes: acked by <@{bk.escape(g.acked_by)}>")
         timed = [s for s in g.active_silences(now) if s.get("kind") == "timed"]
         if timed:
-            until = max(alerting.parse_time(s["until"]) or now for s in timed)
-            bits.append(f":no_bell: silenced until {alerting.slack_time(until)}")
+            until = max(alert_groups.parse_time(s["until"]) or now for s in timed)
+            bits.append(f":no_bell: silenced until {slack_time(until)}")
         lines.append(" · ".join(bits))
+    storms = [s for s in storm.active_storms(ctx.runtime) if any(g.storm_id == s.id for g in visible)]
     blocks = [bk.header(f"Alerts{' in ' + args.env if args.env else ''}: {len(visible)} group(s)")]
+    for active in storms:
+        members = [g for g in visible if g.storm_id == active.id]
+        note = (f":cyclone: *Alert storm* in <#{bk.escape(active.channel)}> since {slack_time(active.started_at)}: "
+                f"{len(members)} of these groups are in its digest.")
+        blocks.append(bk.section(note))
+        lines.insert(0, note)
     for start in range(0, len(lines), 10):
         blocks.append(bk.section("\n".join(lines[start : start + 10])))
     blocks.append(
         bk.context("`/milvus ack <group>` · `/milvus silence <group> 4h [reason]` · `/milvus unsilence <group>`")
     )
-    return Reply(text="\n".join(lines), blocks=blocks, data={"groups": [_group_data(g) for g in visible]})
+    return Reply(
+        text="\n".join(lines), blocks=blocks,
+        data={"groups": [_group_data(g) for g in visible], "storms": [_storm_data(s, visible) for s in storms]},
+    )
+
+
+def _storm_data(active: storm.Storm, groups: list[alert_groups.AlertGroup]) -> dict[str, Any]:
+    return {
+        "id": active.id,
+        "channel": active.channel,
+        "started_at": active.started_at.isoformat(),
+        "groups": [g.id for g in groups if g.storm_id == active.id],
+        "digest_messages": len(active.parts),
+    }
 
 
 @command(
@@ -122,9 +145,9 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
     examples=("/milvus ack a1b2c3d4", "/milvus ack MilvusQueryNodeMemoryHigh"),
 )
 def ack(ctx: Context, args: TargetArgs) -> Reply:
-    group = alerting.find_group(ctx.runtime, args.target)
+    group = alert_groups.find_group(ctx.runtime, args.target)
     _require_operator(ctx, group, "ack")
-    group = alerting.acknowledge(ctx.runtime, group.id, ctx.user.user_id)
+    group = silences.acknowledge(ctx.runtime, group.id, ctx.user.user_id)
     return _done(group, f":eyes: Acknowledged *{bk.escape(group.name)}* `{group.short_id}`: "
                         f"{len(group.firing())} alert(s) silenced in Alertmanager until they resolve.")
 
@@ -137,10 +160,10 @@ def ack(ctx: Context, args: TargetArgs) -> Reply:
     examples=("/milvus silence a1b2c3d4 4h planned maintenance",),
 )
 def silence(ctx: Context, args: SilenceArgs) -> Reply:
-    duration = alerting.parse_silence_duration(args.duration)
-    group = alerting.find_group(ctx.runtime, args.target)
+    duration = silences.parse_silence_duration(args.duration)
+    group = alert_groups.find_group(ctx.runtime, args.target)
     _require_operator(ctx, group, "silence")
-    group = alerting.silence(ctx.runtime, group.id, ctx.user.user_id, duration, " ".join(args.reason))
+    group = silences.silence(ctx.runtime, group.id, ctx.user.user_id, duration, " ".join(args.reason))
     return _done(group, f":no_bell: Silenced *{bk.escape(group.name)}* `{group.short_id}` "
                         f"for {format_duration(duration)}.")
 
@@ -153,24 +176,24 @@ def silence(ctx: Context, args: SilenceArgs) -> Reply:
     examples=("/milvus unsilence a1b2c3d4",),
 )
 def unsilence(ctx: Context, args: TargetArgs) -> Reply:
-    group = alerting.find_group(ctx.runtime, args.target)
+    group = alert_groups.find_group(ctx.runtime, args.target)
     _require_operator(ctx, group, "unsilence")
-    group, count = alerting.unsilence(ctx.runtime, group.id, ctx.user.user_id)
+    group, count = silences.unsilence(ctx.runtime, group.id, ctx.user.user_id)
     return _done(group, f":bell: Unsilenced *{bk.escape(group.name)}* `{group.short_id}`: {count} silence(s) expired.")
 
 
-def _done(group: alerting.AlertGroup, text: str) -> Reply:
+def _done(group: alert_groups.AlertGroup, text: str) -> Reply:
     return Reply(text=text, blocks=[bk.section(text)], data={"group": _group_data(group)})
 
 
 # -- buttons on the alert message ---------------------------------------------------------------
 
 
-def _button_group(ctx: Context, payload: dict[str, Any], what: str) -> tuple[alerting.AlertGroup, int | None]:
+def _button_group(ctx: Context, payload: dict[str, Any], what: str) -> tuple[alert_groups.AlertGroup, int | None]:
     group_id = payload.get("group")
     if not isinstance(group_id, str):
         raise UsageError("This button carries no alert group; use `/milvus alerts`.")
-    group = alerting.load_group(ctx.runtime, group_id)
+    group = alert_groups.load_group(ctx.runtime, group_id)
     if group is None:
         raise UsageError("This alert group is not known to the bot any more.")
     _require_operator(ctx, group, what)
@@ -181,7 +204,7 @@ def _button_group(ctx: Context, payload: dict[str, Any], what: str) -> tuple[ale
 @action("alert_ack", role=Role.operator)
 def on_ack(ctx: Context, payload: dict[str, Any]) -> Reply:
     group, episode = _button_group(ctx, payload, "ack")
-    group = alerting.acknowledge(ctx.runtime, group.id, ctx.user.user_id, episode=episode)
+    group = silences.acknowledge(ctx.runtime, group.id, ctx.user.user_id, episode=episode)
     return _done(
         group, f":eyes: You acknowledged *{bk.escape(group.name)}*; its alerts are silenced until they resolve."
     )
@@ -190,16 +213,79 @@ def on_ack(ctx: Context, payload: dict[str, Any]) -> Reply:
 @action("alert_silence", role=Role.operator)
 def on_silence(ctx: Context, payload: dict[str, Any]) -> Reply:
     choice = payload.get("duration")
-    if choice not in alerting.SILENCE_CHOICES:
+    if choice not in SILENCE_CHOICES:
         raise UsageError(f"Unknown silence length {bk.escape(choice)}; use `/milvus silence <group> <duration>`.")
     group, episode = _button_group(ctx, payload, "silence")
-    duration = alerting.parse_silence_duration(str(choice))
-    group = alerting.silence(ctx.runtime, group.id, ctx.user.user_id, duration, episode=episode)
+    duration = silences.parse_silence_duration(str(choice))
+    group = silences.silence(ctx.runtime, group.id, ctx.user.user_id, duration, episode=episode)
     return _done(group, f":no_bell: You silenced *{bk.escape(group.name)}* for {choice}.")
 
 
 @action("alert_unsilence", role=Role.operator)
 def on_unsilence(ctx: Context, payload: dict[str, Any]) -> Reply:
     group, _ = _button_group(ctx, payload, "unsilence")
-    group, count = alerting.unsilence(ctx.runtime, group.id, ctx.user.user_id)
+    group, count = silences.unsilence(ctx.runtime, group.id, ctx.user.user_id)
     return _done(group, f":bell: You unsilenced *{bk.escape(group.name)}*: {count} silence(s) expired.")
+
+
+@action("alert_storm_silence_all", role=Role.operator)
+def on_silence_all(ctx: Context, payload: dict[str, Any]) -> Reply:
+    """Silence every firing group of a storm the presser may operate, each with its own real silences."""
+    storm_id = payload.get("storm")
+    active = storm.load_storm(ctx.runtime, storm_id) if isinstance(storm_id, str) else None
+    if active is None:
+        raise UsageError("This storm is not known to the bot any more; use `/milvus alerts`.")
+    policy = ctx.runtime.config.alert_storm.for_channel(active.channel)
+    duration = silences.parse_silence_duration(policy.silence_for)
+    done, skipped, failed = [], [], []
+    for group in storm.storm_groups(ctx.runtime, active.id):
+        if group.status != "firing" or any(s.get("kind") == "timed" for s in group.active_silences()):
+            continue
+        role = ctx.runtime.policy.role_in(ctx.user, group.environment)
+        if role is None or role < Role.operator:
+            skipped.append(group)
+            continue
+        try:
+            silences.silence(ctx.runtime, group.id, ctx.user.user_id, duration, "Silence all (alert storm)")
+            done.append(group)
+        except (UserError, IntegrationError) as exc:
+            failed.append(f"`{group.short_id}`: {getattr(exc, 'message', exc)}")
+    with alert_groups.GROUP_LOCK:
+        latest = storm.load_storm(ctx.runtime, active.id) or active
+        latest.silenced_all.append({"by": ctx.user.user_id, "at": utcnow().isoformat(), "groups": len(done)})
+        storm.save_storm(ctx.runtime, latest)
+        storm.refresh(ctx.runtime, latest.id)
+    text = f":no_bell: You silenced {len(done)} group(s) of the storm for {policy.silence_for}."
+    if skipped:
+        text += f" {len(skipped)} group(s) are in environments you do not operate and were left alone."
+    if failed:
+        text += " Not silenced: " + "; ".join(failed[:5]) + ("…" if len(failed) > 5 else "")
+    return Reply(text=text, blocks=[bk.section(text)],
+                 data={"storm": active.id, "silenced": [g.id for g in done], "skipped": [g.id for g in skipped]})
+
+
+def _menu_group(ctx: Context, payload: dict[str, Any], what: str) -> alert_groups.AlertGroup:
+    """The group picked in a storm digest's menu (the option's value is the group id)."""
+    group_id = payload.get("value")
+    group = alert_groups.load_group(ctx.runtime, group_id) if isinstance(group_id, str) else None
+    if group is None:
+        raise UsageError("This alert group is not known to the bot any more; use `/milvus alerts`.")
+    _require_operator(ctx, group, what)
+    return group
+
+
+@action("alert_storm_ack", role=Role.operator)
+def on_storm_ack(ctx: Context, payload: dict[str, Any]) -> Reply:
+    group = _menu_group(ctx, payload, "ack")
+    group = silences.acknowledge(ctx.runtime, group.id, ctx.user.user_id)
+    return _done(
+        group, f":eyes: You acknowledged *{bk.escape(group.name)}*; its alerts are silenced until they resolve."
+    )
+
+
+@action("alert_storm_silence", role=Role.operator)
+def on_storm_silence(ctx: Context, payload: dict[str, Any]) -> Reply:
+    group = _menu_group(ctx, payload, "silence")
+    choice = ctx.runtime.config.alert_storm.for_channel(group.channel or "").silence_for
+    group = silences.silence(ctx.runtime, group.id, ctx.user.user_id, silences.parse_silence_duration(choice))
+    return _done(group, f":no_bell: You silenced *{bk.escape(group.name)}* for {choice}.")

@@ -1,11 +1,18 @@
-"""/milvus backup create|list|show|verify|delete: backups of an environment's collections."""
+"""/milvus backup create|list|show|verify|delete and /milvus restore: what the user types and reads.
+
+Restoring into production (``production: true`` or ``approval.required``) asks for approval first; the
+checks that do not change anything (the backup exists and is complete, the collections are in it,
+nothing would be overwritten without ``--drop-existing``) run before the request, so approvers are
+never asked for a restore that would be refused. Backup ids are checked against the ids the bot makes
+before anything else, so no id can name a path outside its environment.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from bot import blocks as bk
 from bot.args import positional
@@ -17,7 +24,12 @@ from bot.reply import Reply
 from bot.state import utcnow
 from bot.units import format_bytes
 from commands.approvals.workflow import ApprovalRequest, Approvals
-from commands.backup import engine as backups
+from commands.backup.engine import create_backup, find_backup, list_backups
+from commands.backup.format import CorruptBackup, read_manifest
+from commands.backup.progress import rate, took
+from commands.backup.records import BackupRecord, check_backup_id, check_belongs, env_of_backup_id
+from commands.backup.restore import check_restore, restore_backup, verify_backup
+from commands.backup.retention import apply_retention, delete_backup
 
 
 class CreateArgs(BaseModel):
@@ -33,11 +45,16 @@ class BackupRefArgs(BaseModel):
     backup_id: str = positional(description="backup id, as shown by `/milvus backup list`")
     env: str | None = Field(None, description="environment of the backup (default: read from the id)")
 
+    @field_validator("backup_id", mode="after")
+    @classmethod
+    def _known_shape(cls, value: str) -> str:
+        return check_backup_id(value)
+
     @model_validator(mode="after")
     def _env_from_id(self) -> BackupRefArgs:
         # The id starts with its environment, so the access check can happen in the right place.
         if self.env is None:
-            self.env = backups.env_of_backup_id(self.backup_id)
+            self.env = env_of_backup_id(self.backup_id)
         return self
 
 
@@ -45,11 +62,11 @@ def needs_approval(env: Environment) -> bool:
     return env.needs_approval
 
 
-def _record_line(record: backups.BackupRecord) -> str:
-    took = f" in {record.duration_s:,.0f} s" if record.duration_s is not None else ""
+def _record_line(record: BackupRecord) -> str:
+    duration = f" in {took(record.duration_s)}" if record.duration_s is not None else ""
     return (
         f"`{bk.escape(record.id)}` · {record.created_at:%Y-%m-%d %H:%M} UTC · {len(record.collections)} "
-        f"collection(s) · {record.rows:,} rows · {format_bytes(record.bytes)}{took} · {record.trigger}"
+        f"collection(s) · {record.rows:,} rows · {format_bytes(record.bytes)}{duration} · {record.trigger}"
     )
 
 
@@ -64,18 +81,18 @@ def _record_line(record: backups.BackupRecord) -> str:
 def create(ctx: Context, args: CreateArgs) -> Reply:
     env = ctx.require_env()
     started = time.perf_counter()
-    record = backups.create_backup(
+    record = create_backup(
         ctx.runtime, env, args.collections or None, user=ctx.user.user_id, trigger="manual", progress=ctx.progress
     )
     retention_error = None
     try:
-        deleted = backups.apply_retention(ctx.runtime, env)
+        deleted = apply_retention(ctx.runtime, env)
     except ChatOpsError as exc:  # the backup itself is good; say so, and why old ones stay
         deleted, retention_error = [], exc.message
     seconds = time.perf_counter() - started
     text = (
         f"Backup {record.id} of {env.name} is complete: {len(record.collections)} collection(s), "
-        f"{record.rows:,} rows, {format_bytes(record.bytes)} in {seconds:,.0f} s."
+        f"{record.rows:,} rows, {format_bytes(record.bytes)} in {took(seconds)}."
     )
     blocks = [
         bk.section(f":white_check_mark: {bk.escape(text)}"),
@@ -83,7 +100,7 @@ def create(ctx: Context, args: CreateArgs) -> Reply:
             f"*Collections*\n{bk.escape(', '.join(record.collections))}",
             f"*Engine*\n{record.engine}",
             f"*Where*\n{bk.escape(record.location)}",
-            f"*Speed*\n{record.bytes / 1e6 / max(seconds, 1e-9):,.1f} MB/s",
+            f"*Speed*\n{rate(record.bytes, seconds)}",
         ]),
     ]
     if deleted:
@@ -103,7 +120,7 @@ def create(ctx: Context, args: CreateArgs) -> Reply:
 )
 def list_(ctx: Context, args: ListArgs) -> Reply:
     env = ctx.require_env()
-    listing = backups.list_backups(ctx.runtime, env)
+    listing = list_backups(ctx.runtime, env)
     blocks: list[dict[str, Any]] = [bk.header(f"Backups of {env.name}")]
     lines = [_record_line(r) for r in listing.usable]
     if lines:
@@ -141,11 +158,12 @@ def list_(ctx: Context, args: ListArgs) -> Reply:
 )
 def show(ctx: Context, args: BackupRefArgs) -> Reply:
     env = ctx.require_env()
+    check_belongs(env, args.backup_id)
     record = _usable(ctx, env, args.backup_id)
     data = record.as_data()
     details: list[dict[str, Any]] = []
     if record.engine == "logical":
-        manifest = backups.read_manifest(ctx.services.object_store(env), env.name, record.id)
+        manifest = read_manifest(ctx.services.object_store(env), env.name, record.id)
         details = [
             {"name": c.name, "rows": c.rows, "bytes": c.bytes, "objects": len(c.objects),
              "partitions": c.partitions, "indexes": [i.get("index_type") for i in c.indexes]}
@@ -164,8 +182,8 @@ def show(ctx: Context, args: BackupRefArgs) -> Reply:
                  blocks=blocks, data=data)
 
 
-def _usable(ctx: Context, env: Environment, backup_id: str) -> backups.BackupRecord:
-    listing = backups.list_backups(ctx.runtime, env)
+def _usable(ctx: Context, env: Environment, backup_id: str) -> BackupRecord:
+    listing = list_backups(ctx.runtime, env)
     for record in listing.usable:
         if record.id == backup_id:
             return record
@@ -187,19 +205,20 @@ def _usable(ctx: Context, env: Environment, backup_id: str) -> backups.BackupRec
 )
 def verify(ctx: Context, args: BackupRefArgs) -> Reply:
     env = ctx.require_env()
-    report = backups.verify_backup(ctx.runtime, env, args.backup_id, progress=ctx.progress)
+    check_belongs(env, args.backup_id)
+    report = verify_backup(ctx.runtime, env, args.backup_id, progress=ctx.progress)
     data = {"id": report.backup_id, "environment": env.name, "ok": report.ok, "objects": report.objects,
             "bytes": report.bytes, "problems": report.problems, "seconds": round(report.seconds, 3)}
     if not report.ok:
-        raise backups.CorruptBackup(
+        raise CorruptBackup(
             f"Backup {report.backup_id} is damaged: {len(report.problems)} object(s) do not match the manifest: "
-            + "; ".join(report.problems[:10]),
+            + bk.escape("; ".join(report.problems[:10])),
             hint="Restores from it are refused. Take a new backup, or restore from an older one.",
         )
     how = "state reported by milvus-backup" if report.engine == "milvus-backup" else (
         f"{report.objects} object(s), {format_bytes(report.bytes)} re-read, sizes and SHA-256 match"
     )
-    text = f"Backup {report.backup_id} is intact: {how} ({report.seconds:,.1f} s)."
+    text = f"Backup {report.backup_id} is intact: {how} ({took(report.seconds)})."
     return Reply(text=text, blocks=[bk.section(f":white_check_mark: {bk.escape(text)}")], data=data)
 
 
@@ -213,6 +232,7 @@ def verify(ctx: Context, args: BackupRefArgs) -> Reply:
 )
 def delete(ctx: Context, args: BackupRefArgs) -> Reply:
     env = ctx.require_env()
+    check_belongs(env, args.backup_id)
     record = _known(ctx, env, args.backup_id)
     if needs_approval(env):
         payload = {"backup_id": record.id, "env": env.name}
@@ -228,14 +248,14 @@ def delete(ctx: Context, args: BackupRefArgs) -> Reply:
     return _delete(ctx, env, record.id)
 
 
-def _known(ctx: Context, env: Environment, backup_id: str) -> backups.BackupRecord:
+def _known(ctx: Context, env: Environment, backup_id: str) -> BackupRecord:
     """Usable or incomplete: both may be deleted."""
-    listing = backups.list_backups(ctx.runtime, env)
+    listing = list_backups(ctx.runtime, env)
     for record in [*listing.usable, *listing.running]:
         if record.id == backup_id:
             return record
     if backup_id in listing.incomplete:
-        return backups.BackupRecord(backup_id, env.name, "logical", "incomplete", [], 0, 0, utcnow())
+        return BackupRecord(backup_id, env.name, "logical", "incomplete", [], 0, 0, utcnow())
     raise NotFound(
         f"There is no backup `{bk.escape(backup_id)}` in `{env.name}`.",
         hint=f"`/milvus backup list {env.name}` shows them.",
@@ -243,7 +263,7 @@ def _known(ctx: Context, env: Environment, backup_id: str) -> backups.BackupReco
 
 
 def _delete(ctx: Context, env: Environment, backup_id: str) -> Reply:
-    count = backups.delete_backup(ctx.runtime, env, backup_id)
+    count = delete_backup(ctx.runtime, env, backup_id)
     text = f"Deleted backup {backup_id} of {env.name} ({count} object(s))."
     return Reply(text=text, blocks=[bk.section(f":wastebasket: {bk.escape(text)}")],
                  data={"id": backup_id, "environment": env.name, "state": "deleted", "objects": count},
@@ -255,3 +275,131 @@ def execute_delete(ctx: Context, request: ApprovalRequest) -> Reply:
     backup_id = str(request.payload["backup_id"])
     Approvals(ctx.runtime).check_payload(request, {"backup_id": backup_id, "env": env.name})
     return _delete(ctx, env, backup_id)
+
+
+# -- restore ---------------------------------------------------------------------------------------------
+
+
+class RestoreArgs(BaseModel):
+    backup_id: str = positional(description="backup id, as shown by `/milvus backup list`")
+    to: str = Field(description="environment to restore into")
+    collections: list[str] = Field(
+        default_factory=list, description="only these collections (repeat or comma-separate)"
+    )
+    suffix: str | None = Field(None, description="append this to each restored collection's name, e.g. _restored")
+    drop_existing: bool = Field(
+        False, description="replace collections that already exist (after the restore checks out)"
+    )
+
+    @field_validator("backup_id", mode="after")
+    @classmethod
+    def _known_shape(cls, value: str) -> str:
+        return check_backup_id(value)
+
+    @field_validator("collections", mode="after")
+    @classmethod
+    def _split(cls, value: list[str]) -> list[str]:
+        return [c.strip() for item in value for c in item.split(",") if c.strip()]
+
+    @field_validator("suffix")
+    @classmethod
+    def _valid_suffix(cls, value: str | None) -> str | None:
+        if value and not all(ch.isalnum() or ch == "_" for ch in value):
+            raise ValueError("may hold only letters, digits and underscores")
+        return value
+
+    @property
+    def env(self) -> str:
+        """The dispatcher checks the operator role in the environment being restored into."""
+        return self.to
+
+
+def _throttled(progress: Any, every_s: float) -> Any:
+    last = [0.0]
+
+    def report(text: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            progress(text)
+
+    return report
+
+
+@command(
+    "restore",
+    summary="Restore collections from a backup into an environment (production needs approval)",
+    args=RestoreArgs,
+    role=Role.operator,
+    targets_env=True,
+    examples=(
+        "/milvus restore prod-20260101-020000-ab12 --to staging",
+        "/milvus restore prod-20260101-020000-ab12 --to prod --collections products --suffix _restored",
+    ),
+)
+def restore_command(ctx: Context, args: RestoreArgs) -> Reply:
+    target = ctx.require_env()
+    source, _ = find_backup(ctx.runtime, args.backup_id)
+    # Reading a backup is seeing its data: the requester must be allowed to view the source environment.
+    ctx.runtime.policy.require(ctx.user, Role.viewer, source.name, "restore (read the backup)")
+    pairs = check_restore(
+        ctx.runtime, source, args.backup_id, target,
+        collections=args.collections or None, suffix=args.suffix or "", drop_existing=args.drop_existing,
+    )
+    payload = {
+        "backup_id": args.backup_id,
+        "source_env": source.name,
+        "env": target.name,
+        "collections": args.collections,
+        "suffix": args.suffix or "",
+        "drop_existing": args.drop_existing,
+    }
+    if needs_approval(target):
+        title = f"Restore backup {args.backup_id} into {target.name}"
+        mapping = ", ".join(f"{s} → {t}" for s, t in pairs)
+        summary = [
+            bk.section(f"*{bk.escape(title)}*\n{bk.escape(mapping)}"),
+            bk.context(
+                ("Existing collections will be REPLACED after the restore checks out. " if args.drop_existing else "")
+                + "Restored under a temporary name, checked (row counts, sampled rows), then renamed into place."
+            ),
+        ]
+        request = Approvals(ctx.runtime).request(
+            ctx, kind="restore", env=target.name, title=title, summary_blocks=summary, payload=payload
+        )
+        text = (f"Approval requested: {title} (request `{request.id}`); {request.approvals_required} approval(s) "
+                f"needed from approvers of `{target.name}`. Nothing has been restored yet.")
+        return Reply(text=text, blocks=[bk.section(f":hourglass_flowing_sand: {bk.escape(text)}"), *summary],
+                     data={**payload, "approval": request.to_data()})
+    return _run(ctx, source, target, payload, ctx.progress)
+
+
+def execute_restore(ctx: Context, request: ApprovalRequest) -> Reply:
+    payload = dict(request.payload)
+    Approvals(ctx.runtime).check_payload(request, payload)
+    source = ctx.runtime.environment(str(payload["source_env"]))
+    target = ctx.runtime.environment(str(payload["env"]))
+    # Each progress line becomes a reply in the approval's thread: a few per minute is plenty.
+    return _run(ctx, source, target, payload, _throttled(ctx.progress, 30.0))
+
+
+def _run(ctx: Context, source: Environment, target: Environment, payload: dict[str, Any], progress: Any) -> Reply:
+    report = restore_backup(
+        ctx.runtime, source, str(payload["backup_id"]), target,
+        collections=list(payload.get("collections") or []) or None,
+        suffix=str(payload.get("suffix") or ""),
+        drop_existing=bool(payload.get("drop_existing")),
+        progress=progress,
+    )
+    lines = []
+    for c in report.collections:
+        check = f"{c.sampled} sampled rows equal" if c.sampled else "row count checked"
+        lines.append(
+            f"`{bk.escape(c.source)}` → `{bk.escape(c.target)}`: {c.rows_restored:,} of {c.rows_expected:,} rows, "
+            f"{check} ({took(c.seconds)})"
+        )
+    text = (f"Restored backup {report.backup_id} into {target.name}: {len(report.collections)} collection(s), "
+            f"{report.rows:,} rows in {took(report.seconds)} ({rate(report.bytes, report.seconds)}); "
+            "row counts match the manifest.")
+    blocks = [bk.section(f":white_check_mark: {bk.escape(text)}"), bk.section("\n".join(lines))]
+    return Reply(text=text, blocks=blocks, data=report.as_data(), response_type="in_channel")

@@ -79,11 +79,13 @@ class _Check:
 
 def run_restore_drill(runtime: Runtime, env: Environment, backup_id: str | None, *, user: str,
                       trigger: str = "manual", progress: Any = None) -> dict[str, Any]:
-    from commands.backup import engine as backups
+    from commands.backup.engine import list_backups
+    from commands.backup.records import backup_target
+    from commands.backup.restore import restore_backup
 
     say = _say(progress)
-    backups.backup_target(env)
-    listing = backups.list_backups(runtime, env)
+    backup_target(env)
+    listing = list_backups(runtime, env)
     if not listing.usable:
         raise NotFound(f"`{env.name}` has no usable backup to drill with.",
                        hint=f"`/milvus backup create {env.name}` takes one.")
@@ -103,7 +105,7 @@ def run_restore_drill(runtime: Runtime, env: Environment, backup_id: str | None,
         f"into scratch collections `*{suffix}`")
     t0 = time.perf_counter()
     try:
-        report = backups.restore_backup(runtime, env, record.id, env, suffix=suffix, progress=say)
+        report = restore_backup(runtime, env, record.id, env, suffix=suffix, progress=say)
         rto_s = time.perf_counter() - t0
         for result in report.collections:
             check = _Check(result.source, result.rows_expected, result.rows_restored,
@@ -139,11 +141,11 @@ def _compare_searches(search: Any, env: Environment, source: str, scratch: str, 
     if not search.exists(source):
         check.search = "original no longer exists; counts and checksums only"
         return
-    now_rows = search.row_count(source)
+    now_rows = search.count(source)
     if now_rows != check.rows_expected:
         check.search = f"original changed since the backup ({now_rows:,} rows now, {check.rows_expected:,} then)"
         return
-    if not search.loaded(source):
+    if not search.is_loaded(source):
         if not is_lite(env.milvus.uri):
             check.search = "original is not loaded (not loaded for a drill); counts and checksums only"
             return
@@ -300,7 +302,7 @@ def run_pod_drill(runtime: Runtime, env: Environment, component: str, collection
                         hint=f"`/milvus status {env.name}` shows the pods.")
     victim = sorted(ready_before, key=lambda p: p.name)[0]
     search = runtime.services.milvus_search(env)
-    target = collection or next((c for c in search.collections() if search.loaded(c)), None)
+    target = collection or next((c for c in search.collections() if search.is_loaded(c)), None)
     if target is None:
         raise UserError(f"`{env.name}` has no loaded collection to probe searches on.",
                         hint="Name one with `--collection`.")
@@ -357,7 +359,7 @@ def run_pod_drill(runtime: Runtime, env: Environment, component: str, collection
 
 def _loaded(search: Any, collection: str) -> bool:
     try:
-        return bool(search.loaded(collection))
+        return bool(search.is_loaded(collection))
     except ChatOpsError:
         return False
 

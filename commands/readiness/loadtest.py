@@ -175,10 +175,10 @@ def run_loadtest(runtime: Runtime, env: Environment, plan: Plan, *, user: str, t
     started_at = utcnow()
     search = runtime.services.milvus_search(env)
     vf = search.vector_field(plan.collection)
-    if not search.loaded(plan.collection) and is_lite(env.milvus.uri):
+    if not search.is_loaded(plan.collection) and is_lite(env.milvus.uri):
         # Milvus Lite forgets load state when its file is reopened; loading it costs nothing shared.
         search.load(plan.collection)
-    if not search.loaded(plan.collection):
+    if not search.is_loaded(plan.collection):
         raise UsageError(f"Collection `{bk.escape(plan.collection)}` is not loaded, so it cannot be searched.",
                          hint="Load it first (in pymilvus: `client.load_collection(name)`).")
     pool = [v for _, v in search.sample(vf, QUERY_POOL)]
@@ -251,7 +251,7 @@ def measure_recall(search: Any, vf: Any, pool: list[list[float]], plan: Plan, pa
         return None, 0, "not asked for (--recall-sample 0)"
     if vf.metric.upper() not in ("L2", "IP", "COSINE"):
         return None, 0, f"exact search is not implemented for metric {vf.metric}"
-    rows = search.row_count(plan.collection)
+    rows = search.count(plan.collection)
     if rows > EXACT_MAX_ROWS:
         return None, 0, f"{rows:,} rows is more than the {EXACT_MAX_ROWS:,} scanned for exact search"
     queries = pool[: plan.recall_sample]

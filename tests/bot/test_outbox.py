@@ -145,3 +145,72 @@ def test_oversized_messages_are_fitted_to_slack_limits_not_rejected(outbox, fake
     message = fake_slack.wait_for_message("C9", lambda m: m.text == "big")
     assert len(message.blocks) <= 50
     assert "more block(s) not shown" in message.all_text()
+
+
+def test_a_higher_priority_post_overtakes_the_queue_of_its_channel_and_equal_ones_keep_their_order(
+    outbox, fake_slack
+):
+    for i in range(5):
+        outbox.post("C10", Message(f"warning {i}"), priority=10)
+    outbox.start()
+    fake_slack.wait_for_message("C10", lambda m: m.text == "warning 0", timeout=10)
+    outbox.post("C10", Message("critical"), priority=20)
+    outbox.post("C10", Message("ordinary"))
+    wait_for(lambda: len(fake_slack.messages("C10")) == 7, timeout=20)
+    # The first warning was on its way already; the critical one goes next, the ordinary one last.
+    assert texts(fake_slack, "C10") == [
+        "warning 0", "critical", "warning 1", "warning 2", "warning 3", "warning 4", "ordinary",
+    ]
+    times = [c.at for c in fake_slack.calls("chat.postMessage") if c.params.get("channel") == "C10"]
+    assert all(b - a >= 0.95 for a, b in itertools.pairwise(times))
+
+
+def test_an_urgent_reply_or_update_waits_for_the_post_it_belongs_to(outbox, fake_slack):
+    outbox.post("C11", Message("queued first"), priority=10)
+    parent = outbox.post("C11", Message("parent"), ref="parent:1")
+    outbox.post("C11", Message("urgent reply"), thread_ref=parent, priority=30)
+    outbox.update(parent, Message("parent, updated"))
+    outbox.start()
+    wait_for(lambda: outbox.pending() == 0, timeout=20)
+    top = fake_slack.messages("C11")
+    assert [m.text for m in top] == ["queued first", "parent, updated"]
+    assert [m.text for m in fake_slack.replies("C11", top[1].ts)] == ["urgent reply"]
+
+
+def test_a_429_on_an_urgent_post_still_waits_retry_after_for_the_whole_channel(outbox, fake_slack):
+    fake_slack.fail_next("chat.postMessage", status=429, retry_after=2, times=1)
+    outbox.post("C12", Message("urgent"), priority=20)
+    outbox.post("C12", Message("routine"))
+    outbox.start()
+    wait_for(lambda: len(fake_slack.messages("C12")) == 2, timeout=20)
+    assert texts(fake_slack, "C12") == ["urgent", "routine"]
+    attempts = [c for c in fake_slack.calls("chat.postMessage") if c.params.get("channel") == "C12"]
+    assert [c.http_status for c in attempts] == [429, 200, 200]
+    assert attempts[1].at - attempts[0].at >= 1.9
+
+
+def test_a_store_from_before_priorities_is_migrated_and_its_queue_still_drains(tmp_path, client, fake_slack):
+    from sqlalchemy import delete, inspect
+
+    store = Store(f"sqlite:///{tmp_path / 'old.db'}")
+    store.migrate()
+    # What a store created by the previous release looks like: no priority column, one row queued.
+    with store.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE outbox DROP COLUMN priority")
+        conn.execute(delete(schema.schema_migrations).where(schema.schema_migrations.c.id == "0007_outbox_priority"))
+        conn.exec_driver_sql(
+            "INSERT INTO outbox (channel, op, ref, payload, state, attempts, not_before, created_at) "
+            "VALUES ('C13', 'post', 'old:1', '{\"text\": \"queued before the upgrade\", \"blocks\": []}', "
+            "'pending', 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+    assert store.migrate() == ["0007_outbox_priority"]
+    with store.begin() as conn:
+        assert "priority" in {c["name"] for c in inspect(conn).get_columns("outbox")}
+    box = Outbox(store, client)
+    box.post("C13", Message("urgent after the upgrade"), priority=20)
+    box.start()
+    try:
+        wait_for(lambda: box.pending() == 0, timeout=15)
+    finally:
+        box.stop()
+    assert texts(fake_slack, "C13") == ["urgent after the upgrade", "queued before the upgrade"]

@@ -8,7 +8,7 @@ import pytest
 
 from bot.errors import IntegrationError
 from integrations.alertmanager import AlertmanagerClient, Matcher, exact_matchers
-from tests.bot.alerting_helpers import alertmanager_yaml, am_post_alerts, am_state
+from tests.commands.alerts.helpers import alertmanager_yaml, am_post_alerts, am_state
 from tests.support.servers import free_port, start_alertmanager
 from tests.support.wait import wait_for
 

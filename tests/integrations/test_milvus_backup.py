@@ -16,9 +16,11 @@ import pytest
 import requests
 
 from bot.errors import Conflict, IntegrationError, NotFound
-from commands.backup import engine as backups
+from commands.backup.engine import create_backup, list_backups
+from commands.backup.restore import restore_backup, verify_backup
+from commands.backup.retention import delete_backup
 from integrations.milvus_backup import DONE, FAILED, MilvusBackupClient
-from tests.bot.backup_helpers import make_runtime
+from tests.commands.backup.helpers import make_runtime
 
 
 class FakeMilvusBackup:
@@ -184,7 +186,7 @@ def test_engine_milvus_backup_create_list_restore_delete(fake: FakeMilvusBackup,
                                                         milvus_lite_uri: str) -> None:
     from pymilvus import MilvusClient
 
-    from tests.bot.backup_helpers import create_rich_collection
+    from tests.commands.backup.helpers import create_rich_collection
 
     config = {"environments": {"big": {
         "milvus": {"uri": milvus_lite_uri},
@@ -199,19 +201,19 @@ def test_engine_milvus_backup_create_list_restore_delete(fake: FakeMilvusBackup,
         milvus, "docs" + task["request"]["collection_suffix"], rows=10, dim=4
     )
 
-    record = backups.create_backup(runtime, env, user="U1")
+    record = create_backup(runtime, env, user="U1")
     assert record.engine == "milvus-backup" and record.state == "complete" and record.collections == ["docs"]
-    listing = backups.list_backups(runtime, env)
+    listing = list_backups(runtime, env)
     assert [r.id for r in listing.usable] == [record.id]
     assert listing.usable[0].created_by == "U1"
 
     with pytest.raises(Conflict, match="already exist"):
-        backups.restore_backup(runtime, env, record.id, env)
-    report = backups.restore_backup(runtime, env, record.id, env, suffix="_r")
+        restore_backup(runtime, env, record.id, env)
+    report = restore_backup(runtime, env, record.id, env, suffix="_r")
     assert [(c.target, c.rows_restored) for c in report.collections] == [("docs_r", 10)]
     restore_request = next(b for m, p, b in fake.requests if p == "/api/v1/restore")
     assert restore_request["collection_suffix"] == "_r" and restore_request["async"] is True
 
-    assert backups.verify_backup(runtime, env, record.id).ok
-    backups.delete_backup(runtime, env, record.id)
-    assert backups.list_backups(runtime, env).usable == []
+    assert verify_backup(runtime, env, record.id).ok
+    delete_backup(runtime, env, record.id)
+    assert list_backups(runtime, env).usable == []

@@ -10,7 +10,7 @@ import pytest
 
 from bot.errors import IntegrationError
 from integrations.s3 import LocalStore, MiB, ObjectMissing, S3Store, make_s3_client
-from tests.bot.backup_helpers import aws_env  # noqa: F401  (fixture)
+from tests.commands.backup.helpers import aws_env  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 BUCKET = "store-test"

@@ -1,4 +1,4 @@
 """Shared test infrastructure: fakes for Slack, Kubernetes and helm, and real local servers.
 
-See docs/readme/testing.md for what is real, what is faked, and why.
+See docs/testing.md for what is real, what is faked, and why.
 """

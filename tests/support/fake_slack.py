@@ -8,7 +8,9 @@ like Slack where the bot's behaviour depends on the answer: unique increasing
 ``ts`` values, ``message_not_found`` for updates of unknown messages,
 ``msg_too_long`` for ``chat.update`` text over 4,000 characters,
 ``invalid_blocks`` over 50 blocks, single-use ``trigger_id``, 429 with
-``Retry-After`` on demand, and at most five posts per ``response_url``.
+``Retry-After`` on demand, at most five posts per ``response_url``, and (when
+``limit_posts`` is called) Slack's pace of one ``chat.postMessage`` per second
+per channel, answering 429 with ``Retry-After`` beyond it.
 
     with FakeSlack() as slack:
         client = WebClient(token="xoxb-test", base_url=slack.api_url)
@@ -23,6 +25,7 @@ import email.parser
 import email.policy
 import itertools
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -263,6 +266,8 @@ class FakeSlack:
         self._users: dict[str, dict[str, Any]] = {}
         self._used_triggers: set[str] = set()
         self._seq = itertools.count(1)
+        self._post_interval: float | None = None
+        self._last_post: dict[str, float] = {}
 
     def start(self) -> FakeSlack:
         if self._server is not None:
@@ -349,6 +354,30 @@ class FakeSlack:
             )
 
     # ------------------------------------------------------------------ queries
+    def limit_posts(self, per_second: float = 1.0) -> None:
+        """Enforce Slack's posting limit: ``chat.postMessage`` to one channel at most ``per_second``;
+        beyond it a 429 ``ratelimited`` with ``Retry-After`` (whole seconds, as Slack sends it)."""
+        with self._lock:
+            self._post_interval = 1.0 / per_second
+            self._last_post = {}
+
+    def ratelimited(self, method: str | None = None) -> list[SlackCall]:
+        """Calls answered 429."""
+        return [c for c in self.calls(method) if c.http_status == 429]
+
+    def _rate_limited(self, method: str, params: dict[str, Any]) -> int | None:
+        """Seconds to wait when this post exceeds the channel's pace; None when it may go."""
+        if method != "chat.postMessage" or self._post_interval is None:
+            return None
+        channel = str(params.get("channel") or "")
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_post.get(channel)
+            if last is not None and now - last < self._post_interval:
+                return max(1, math.ceil(self._post_interval - (now - last)))
+            self._last_post[channel] = now
+        return None
+
     def calls(self, method: str | None = None) -> list[SlackCall]:
         with self._lock:
             return [c for c in self._calls if method is None or c.method == method]
@@ -494,6 +523,12 @@ class FakeSlack:
                 body = {"ok": False, "error": fault.error or "fatal_error"}
             self._record(method, params, headers, fault.status, body)
             return fault.status, extra, body
+
+        wait = self._rate_limited(method, params)
+        if wait is not None:
+            body = {"ok": False, "error": "ratelimited"}
+            self._record(method, params, headers, 429, body)
+            return 429, {"Retry-After": str(wait)}, body
 
         token = SlackCall(method, params, headers, 0, 0, None).token
         try:

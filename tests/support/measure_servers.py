@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tests.support.measure_servers
 
-Numbers for docs/readme/testing.md; not a test.
+Numbers for docs/testing.md; not a test.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import schema
-from commands.alerts.engine import AlertWorker, channel_for, resolve_environment
-from tests.bot.alerting_helpers import (
+from commands.alerts.groups import channel_for, resolve_environment
+from commands.alerts.worker import AlertWorker
+from tests.commands.alerts.helpers import (
     TOKEN,
     alert,
     deliver,
@@ -61,7 +62,7 @@ def refs_in(fake_slack, channel=None) -> list[str]:
 )
 def test_wrong_or_missing_token_is_refused_and_nothing_is_stored(tmp_path, fake_slack, headers, status, reason):
     runtime, _ = make_runtime(tmp_path / "d", fake_slack.api_url)
-    from commands.alerts.engine import AlertIntake
+    from commands.alerts.intake import AlertIntake
 
     code, body = AlertIntake(runtime).handle(headers, json.dumps(notification([alert()])).encode())
     assert code == status and body["error"].startswith(reason)
@@ -278,6 +279,12 @@ class _DiesAfterFirstCall:
     def upload(self, *args, **kwargs):
         raise AssertionError("alerts never upload")
 
+    def backlog(self, channel):
+        return self.real.backlog(channel)
+
+    def withdraw(self, ref):
+        return self.real.withdraw(ref)
+
 
 def test_killed_between_queueing_the_message_and_recording_it_posts_once(tmp_path, fake_slack):
     data = tmp_path / "data"
@@ -341,3 +348,27 @@ def test_old_processed_notifications_and_resolved_groups_are_pruned(tmp_path, fa
         assert conn.execute(select(n.c.state)).scalars().all() == ["pending"]
         assert conn.execute(select(func.count()).select_from(g)).scalar_one() == 0
     worker.stop()
+
+
+def test_a_critical_group_overtakes_a_queue_of_warnings_in_a_shared_channel(tmp_path, fake_slack):
+    from tests.commands.alerts.helpers import config_dict
+
+    config = config_dict()
+    config["channels"]["alerts"] = {"default": "C0SHARED"}  # every severity in one channel
+    config["alert_storm"] = {"enabled": False}  # the queue itself is the point here, not its digest
+    runtime, outbox = make_runtime(tmp_path / "data", fake_slack.api_url, config=config)
+    worker = AlertWorker(runtime, poll_interval=0.05)
+    for i in range(6):
+        deliver(runtime, notification([alert(f"Warning{i}", severity="warning", environment="prod")]))
+    worker.run_once()
+    outbox.start()
+    try:
+        fake_slack.wait_for_message("C0SHARED", lambda m: "Warning0" in (m.text or ""), timeout=10)
+        deliver(runtime, notification([alert("MilvusDown", severity="critical", environment="prod")]))
+        worker.run_once()
+        wait_for(lambda: len(fake_slack.messages("C0SHARED")) == 7, timeout=30)
+    finally:
+        outbox.stop()
+    names = [m.text.split("] ", 1)[1].split(" ", 1)[0] for m in fake_slack.messages("C0SHARED")]
+    # Warning0 was already on its way; the critical group is next, ahead of the five still queued.
+    assert names == ["Warning0", "MilvusDown", "Warning1", "Warning2", "Warning3", "Warning4", "Warning5"]

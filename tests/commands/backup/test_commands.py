@@ -5,6 +5,8 @@ What a user sees: replies, exit codes, the contract's structured data, approvals
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pytest
 from bot.access import Identity
 from bot.dispatch import Dispatcher, Outcome
 from commands.approvals.workflow import Approvals
-from tests.bot.backup_helpers import (
+from tests.commands.backup.helpers import (
     BUCKET,
     all_rows,
     assert_same_rows,
@@ -166,3 +168,65 @@ def test_deleting_a_production_backup_needs_approval(setup: Any) -> None:
     run(dispatcher, f"/milvus approve {asked.reply.data['approval']['id']}", user=APPROVER)
     assert Approvals.wait(asked.reply.data["approval"]["id"], timeout=60)
     assert run(dispatcher, "/milvus backup list prod").reply.data == []
+
+
+@pytest.fixture
+def shared_dir(tmp_path: Path, milvus_lite_uri: str) -> Any:
+    """Two environments whose backups share one local directory, and a user with a role in `dev` only."""
+    shared = str(tmp_path / "backups")
+    config = {
+        "environments": {
+            "dev": {"milvus": {"uri": milvus_lite_uri, "timeout_s": 60}, "backup": {"local_dir": shared}},
+            "prod": {"milvus": {"uri": milvus_lite_uri, "timeout_s": 60}, "backup": {"local_dir": shared}},
+        },
+        "access": [
+            {"role": "admin", "users": [APPROVER]},
+            {"role": "operator", "users": [OPERATOR], "environments": ["dev"]},
+        ],
+    }
+    runtime, _ = make_runtime(tmp_path, config)
+    return Dispatcher(runtime), runtime.services.milvus_client(runtime.config.environments["dev"])
+
+
+def test_a_backup_id_cannot_reach_into_another_environment(shared_dir: Any) -> None:
+    dispatcher, client = shared_dir
+    create_rich_collection(client, "docs", rows=50)
+    prod_id = run(dispatcher, "/milvus backup create prod", user=APPROVER).reply.data["id"]
+
+    for text in (f"/milvus backup verify ../prod/{prod_id} --env dev",
+                 f"/milvus backup show ../prod/{prod_id} --env dev",
+                 f"/milvus backup delete ../prod/{prod_id} --env dev",
+                 f"/milvus restore ../prod/{prod_id} --to dev --suffix _stolen"):
+        refused = run(dispatcher, text)
+        assert refused.exit_code == 1, (text, refused.reply.text)
+        assert f"`../prod/{prod_id}` is not a backup id" in refused.reply.text
+        assert "prod-20260101-020000-ab12" in refused.reply.text  # what an id looks like
+
+    # A well-formed id of prod, aimed at dev, is refused too: ids are confined to their environment.
+    aimed = run(dispatcher, f"/milvus backup verify {prod_id} --env dev")
+    assert aimed.exit_code == 1 and "is not a backup of `dev` (its id names `prod`)" in aimed.reply.text
+    # And without --env the id names prod, where this user has no role.
+    denied = run(dispatcher, f"/milvus backup verify {prod_id}")
+    assert denied.exit_code == 1 and "`prod`" in denied.reply.text and "intact" not in denied.reply.text
+    assert "docs_stolen" not in client.list_collections()
+
+
+def test_user_text_in_backup_replies_is_escaped(setup: Any) -> None:
+    _, _, dispatcher, _ = setup
+    for text in ("/milvus backup verify <!channel> --env staging", "/milvus backup show <!channel> --env staging",
+                 "/milvus restore <!channel> --to staging"):
+        reply = run(dispatcher, text).reply
+        shown = reply.text + json.dumps(reply.blocks)
+        assert "<!channel>" not in shown, shown
+        assert "&lt;!channel&gt;" in shown
+
+
+def test_a_tiny_backup_reports_a_real_duration_and_speed(setup: Any) -> None:
+    _, _, dispatcher, client = setup
+    create_rich_collection(client, "docs", rows=40, dim=4)
+    created = run(dispatcher, "/milvus backup create staging docs")
+    assert created.exit_code == 0, created.reply.text
+    assert " in 0 s" not in created.reply.text and "0.0 MB/s" not in json.dumps(created.reply.blocks)
+    assert re.search(r"KiB in \d+\.\d s\.$", created.reply.text), created.reply.text
+    speed = next(f["text"] for b in created.reply.blocks for f in b.get("fields", []) if "*Speed*" in f["text"])
+    assert re.fullmatch(r"\*Speed\*\n[\d,.]+ (B|KiB|MiB)/s", speed), speed

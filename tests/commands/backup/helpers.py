@@ -154,3 +154,21 @@ def assert_same_rows(expected: list[dict[str, Any]], actual: list[dict[str, Any]
     assert len(actual) == len(expected), f"{len(actual)} rows restored, {len(expected)} backed up"
     for want, got in zip(expected, actual, strict=True):
         assert canonical(got) == canonical(want), f"row {want['id']} differs:\n{want}\n{got}"
+
+
+def dev_runtime(tmp_path: Path, milvus_uri: str, moto_url: str, **backup: Any) -> Any:
+    """One environment, `dev`, on the given Milvus and S3, reporting to `C-OPS`."""
+    config = {
+        "environments": {
+            "dev": {
+                "milvus": {"uri": milvus_uri, "timeout_s": 60},
+                "backup": s3_backup(moto_url, **backup),
+                "channels": {"ops": "C-OPS"},
+            }
+        }
+    }
+    return make_runtime(tmp_path, config)
+
+
+def s3_objects(s3: Any, prefix: str = "chatops/dev/") -> list[dict[str, Any]]:
+    return s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])

@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import threading
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,7 @@ def notification(alerts: list[dict[str, Any]], *, group_by: tuple[str, ...] = ("
 
 
 def deliver(runtime: Runtime, payload: Any, token: str | None = TOKEN) -> tuple[int, dict[str, Any]]:
-    from commands.alerts.engine import AlertIntake
+    from commands.alerts.intake import AlertIntake
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -167,3 +169,39 @@ receivers:
             type: Bearer
             credentials: {token}
 """
+
+
+class WebhookHarness:
+    """Loopback HTTP in front of ``AlertIntake.handle`` (what bot/server.py does in `serve`)."""
+
+    def __init__(self) -> None:
+        self.runtime: Any = None
+        harness = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if harness.runtime is None:
+                    status, answer = 503, {"error": "no bot"}
+                else:
+                    from commands.alerts.intake import AlertIntake
+
+                    status, answer = AlertIntake(harness.runtime).handle(dict(self.headers), body)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alertmanager"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
