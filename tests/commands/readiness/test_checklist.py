@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.config import embedded_default
-from tests.bot.alerting_helpers import TOKEN, alertmanager_yaml
+from tests.commands.alerts.helpers import TOKEN, alertmanager_yaml
 from tests.commands.readiness.helpers import Bot, make_collection, vectors
 from tests.support.fake_kube import FakeKube
 from tests.support.servers import free_port, start_alertmanager, start_prometheus, stop_all
