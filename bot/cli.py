@@ -45,11 +45,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None, build_registry: RegistryFactory) -> int:
     args = _parser().parse_args(argv)
-    from bot.app import load_settings, setup_logging
+    from bot.app import load_settings
     from bot.errors import ChatOpsError
+    from bot.logs import setup_logging
 
-    settings = load_settings(args.config)
-    setup_logging(settings, default_level="WARNING" if args.cmd in ("run", "console") else "INFO")
+    try:
+        settings = load_settings(args.config)
+    except ChatOpsError as exc:
+        print(exc.user_text(), file=sys.stderr)
+        return exc.exit_code
+    local = args.cmd in ("run", "console")
+    setup_logging(settings, default_level="WARNING" if local else "INFO", terminal=local)
     try:
         if args.cmd == "serve":
             from bot.server import serve
@@ -85,7 +91,12 @@ def _local(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
             Console(dispatcher, messenger, user).loop()
             return 0
         outcome = dispatcher.run_command(
-            args.command, runtime.identity(user), channel="cli", progress=lambda t: print(f"… {t}", file=sys.stderr)
+            args.command,
+            runtime.identity(user),
+            channel="cli",
+            progress=lambda t: print(f"… {t}", file=sys.stderr),
+            # Whoever runs this has a shell, not a Slack session: `--user` is a claim, and the row says so.
+            kind="cli",
         )
         if args.json:
             print(json.dumps(reply_payload(outcome.reply), default=str))

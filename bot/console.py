@@ -203,7 +203,9 @@ class Console:
         return True
 
     def _run(self, command: str, user: str) -> None:
-        outcome = self.dispatcher.run_command(command, self._identity(user), channel="console", progress=self._progress)
+        outcome = self.dispatcher.run_command(
+            command, self._identity(user), channel="console", progress=self._progress, kind="console"
+        )
         self.show(outcome)
 
     def _press(self, number: int) -> None:
@@ -218,7 +220,8 @@ class Console:
         except json.JSONDecodeError:
             value = {"value": raw}
         outcome = self.dispatcher.run_action(
-            button["action_id"], value, self._identity(self.user), channel="console", progress=self._progress
+            button["action_id"], value, self._identity(self.user), channel="console", progress=self._progress,
+            kind="console",
         )
         self.show(outcome)
 

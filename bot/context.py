@@ -36,7 +36,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.policy = AccessPolicy(self.config)
-        self.audit = AuditLog(self.store)
+        self.audit = AuditLog(self.store, self.settings.secret_values)
         self.services = Services(self.settings)
 
     def environment(self, name: str | None) -> Environment:

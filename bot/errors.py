@@ -82,7 +82,10 @@ def describe_failure(exc: BaseException, *, context: str = "") -> tuple[str, str
         return exc.user_text(), None
     ref = new_reference()
     if isinstance(exc, IntegrationError):
-        log.warning("ref=%s %s: %s", ref, context, exc.message, exc_info=exc)
+        # An outside system being down is expected operation, not a bug in the bot: one line says what
+        # failed; the traceback (library internals) is there for whoever turns on DEBUG.
+        log.warning("ref=%s %s: %s", ref, context, exc.message, extra={"ref": ref, "system": exc.system or None})
+        log.debug("ref=%s traceback", ref, exc_info=exc)
         return f"{exc.user_text()}\n(reference `{ref}`)", ref
     log.error("ref=%s unexpected failure in %s", ref, context, exc_info=exc)
     return f"Something went wrong on our side (reference `{ref}`). The details are in the bot's log.", ref

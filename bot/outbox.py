@@ -348,7 +348,7 @@ class Outbox:
             status = exc.response.status_code
             error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
             if status == 429:
-                retry_after = float(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1)))
+                retry_after = retry_after_seconds(header_value(exc.response.headers, "Retry-After"))
                 self._pause(row, retry_after, f"rate limited, retry after {retry_after:g}s")
                 SLACK_CALLS.labels(method, "ratelimited").inc()
             elif error in PERMANENT_ERRORS:
@@ -455,6 +455,42 @@ class Outbox:
 
 class _Undeliverable(Exception):
     pass
+
+
+# A Retry-After beyond this is obeyed only this far: the answer may be wrong, and a row parked for a
+# day looks lost. Slack itself asks for seconds to a minute.
+MAX_RETRY_AFTER_S = 900.0
+
+
+def retry_after_seconds(value: str | None, default: float = 1.0) -> float:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (RFC 9110), never less
+    than a second (no hot loop on "0") nor more than MAX_RETRY_AFTER_S; ``default`` when absent or garbled."""
+    import email.utils
+    import math
+
+    if not value or not value.strip():
+        return default
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            return default
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - utcnow()).total_seconds()
+    if math.isnan(seconds):
+        return default
+    return min(max(seconds, 1.0), MAX_RETRY_AFTER_S)
+
+
+def header_value(headers: Any, name: str) -> str | None:
+    """Header lookup that does not depend on the client's capitalisation (slack_sdk keeps the server's)."""
+    for key, value in (headers or {}).items():
+        if key.lower() == name.lower():
+            return str(value[0] if isinstance(value, list) and value else value)
+    return None
 
 
 def _backoff(attempts: int) -> float:

@@ -92,6 +92,8 @@ class RouteSpec:
     path: str
     # Built once the runtime exists: ``factory(runtime) -> handler``.
     factory: Callable[[Runtime], RouteHandler]
+    # Bodies over this are refused with 413 while being read, before the handler runs (None: the default).
+    max_body_bytes: int | None = None
 
 
 @dataclass
@@ -129,8 +131,10 @@ class Registry:
     def executor(self, kind: str, fn: Executor) -> None:
         _unique(self.executors, kind, "approval executor")[kind] = fn
 
-    def route(self, path: str, factory: Callable[[Runtime], RouteHandler]) -> None:
-        self.routes.append(RouteSpec(path, factory))
+    def route(
+        self, path: str, factory: Callable[[Runtime], RouteHandler], *, max_body_bytes: int | None = None
+    ) -> None:
+        self.routes.append(RouteSpec(path, factory, max_body_bytes))
 
     def worker(self, factory: Callable[[Runtime], Worker]) -> None:
         self.workers.append(factory)

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from bot.registry import Registry, RouteHandler, Worker
 from bot.settings import Settings
 
 log = logging.getLogger("milvus_chatops.server")
+
+# Slack's own requests are a few KB; the largest, a button press, carries its message (at most 50
+# blocks), well under this. Anything bigger is not Slack and is refused before it is read.
+MAX_SLACK_BODY_BYTES = 1024 * 1024
+# Other routes (the Alertmanager webhook) may declare their own cap; this is the default.
+MAX_ROUTE_BODY_BYTES = 5 * 1024 * 1024
+# No payload we accept nests deeper than a handful of levels; json.loads recurses once per level and a
+# body of 100k "[" would end in RecursionError (a 500 and a traceback per request) instead of a 400.
+MAX_JSON_DEPTH = 64
 
 
 def slack_client(settings: Settings) -> Any:
@@ -31,7 +41,7 @@ class Service:
         from bot.app import build_runtime
         from bot.dispatch import Dispatcher
         from bot.outbox import Outbox
-        from bot.slack_app import SlackGroupDirectory, build_bolt_app, referenced_groups
+        from bot.slack_app import ReplayGuard, SlackGroupDirectory, SlackRequestGuard, build_bolt_app, referenced_groups
         from bot.state import Store
 
         self.settings = settings
@@ -47,9 +57,16 @@ class Service:
         self.runtime.directory = SlackGroupDirectory(self.client, referenced_groups(self.runtime.config))
         self.dispatcher = Dispatcher(self.runtime)
         self.slack_enabled: bool = bool(settings.slack_signing_secret and settings.slack_bot_token)
+        self.slack_guard: SlackRequestGuard | None = (
+            SlackRequestGuard(settings.slack_signing_secret.get_secret_value(), ReplayGuard(self.runtime.store))
+            if self.slack_enabled and settings.slack_signing_secret
+            else None
+        )
         self.bolt: Any = build_bolt_app(self.runtime, self.dispatcher, self.client) if self.slack_enabled else None
         self.socket_handler: Any = None
-        self.routes: dict[str, RouteHandler] = {r.path: r.factory(self.runtime) for r in registry.routes}
+        self.routes: dict[str, tuple[RouteHandler, int]] = {
+            r.path: (r.factory(self.runtime), r.max_body_bytes or MAX_ROUTE_BODY_BYTES) for r in registry.routes
+        }
         self.workers: list[Worker] = [make(self.runtime) for make in registry.workers]
         from bot.scheduler import Scheduler
 
@@ -116,19 +133,47 @@ def build_asgi(service: Service) -> Any:
     from bot.metrics import REGISTRY
 
     async def slack_events(request: Request) -> Response:
-        if service.bolt is None:
+        if service.bolt is None or service.slack_guard is None:
             return PlainTextResponse("Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET", 503)
         from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 
-        body = await request.body()
-        # Bolt's dispatch verifies the signature and waits for ack(); keep it off the event loop.
-        bolt_response = await run_in_threadpool(service.bolt.dispatch, to_bolt_request(request, body))
-        return to_starlette_response(bolt_response)
+        guard = service.slack_guard
+        # Headers first: a request without a fresh signature is refused before a byte of its body is read.
+        refusal = guard.check_headers(request.headers)
+        if refusal is not None:
+            return _unauthorized(request, refusal)
+        body = await read_capped(request, MAX_SLACK_BODY_BYTES)
+        if body is None:
+            return _too_large(request, MAX_SLACK_BODY_BYTES)
+        def verify_and_dispatch() -> Any:
+            # One trip to a worker thread for all of it: the replay check may write the state store, the
+            # depth scan is linear in the body, and Bolt's dispatch waits for ack(); none of it may hold
+            # up the event loop, and only a signed request gets past the first step.
+            refused = guard.verify(request.headers, body)
+            if refused is not None:
+                return _unauthorized(request, refused)
+            if _json_too_deep(request, body):
+                return PlainTextResponse(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", 400)
+            # Bolt parses the body when the request is built: only now, once it is known to be Slack's.
+            return service.bolt.dispatch(to_bolt_request(request, body))
 
-    def endpoint(handle: RouteHandler) -> Any:
+        outcome = await run_in_threadpool(verify_and_dispatch)
+        return outcome if isinstance(outcome, Response) else to_starlette_response(outcome)
+
+    def endpoint(handle: RouteHandler, max_bytes: int) -> Any:
         async def route(request: Request) -> Response:
-            body = await request.body()
-            status, result = await run_in_threadpool(handle, dict(request.headers), body)
+            body = await read_capped(request, max_bytes)
+            if body is None:
+                return _too_large(request, max_bytes)
+            headers = dict(request.headers)
+
+            def checked() -> tuple[int, dict[str, Any]]:
+                # In the worker thread: the depth scan is linear in a body of up to the cap.
+                if _json_too_deep(request, body):
+                    return 400, {"error": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}
+                return handle(headers, body)
+
+            status, result = await run_in_threadpool(checked)
             return JSONResponse(result, status)
 
         return route
@@ -146,12 +191,70 @@ def build_asgi(service: Service) -> Any:
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
-            *(Route(path, endpoint(handle), methods=["POST"]) for path, handle in service.routes.items()),
+            *(Route(path, endpoint(*route), methods=["POST"]) for path, route in service.routes.items()),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ]
     )
+
+
+async def read_capped(request: Any, limit: int) -> bytes | None:
+    """The body, or None once it is known to exceed ``limit``: from Content-Length before reading
+    anything, or while streaming a chunked body, so at most ``limit`` bytes are ever held."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not re.fullmatch(r"[0-9]{1,15}", declared) or int(declared) > limit):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    stream: AsyncIterator[bytes] = request.stream()
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _unauthorized(request: Any, reason: str) -> Any:
+    from starlette.responses import PlainTextResponse
+
+    # Who and why, never the body: it is the attacker's text, and may be large.
+    log.info("refused %s from %s: %s", request.url.path, _client(request), reason)
+    # Close rather than drain whatever body the client is still sending.
+    return PlainTextResponse(reason, 401, headers={"Connection": "close"})
+
+
+def _too_large(request: Any, limit: int) -> Any:
+    from starlette.responses import PlainTextResponse
+
+    log.info("refused %s from %s: body over %d bytes", request.url.path, _client(request), limit)
+    # Closing tells the client to stop sending the rest of a body we will never read.
+    return PlainTextResponse(f"request body over {limit} bytes", 413, headers={"Connection": "close"})
+
+
+def _client(request: Any) -> str:
+    return request.client.host if request.client else "?"
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _json_too_deep(request: Any, body: bytes) -> bool:
+    if "json" not in request.headers.get("content-type", "") and body.lstrip()[:1] not in (b"{", b"["):
+        return False
+    return json_depth_exceeds(body, MAX_JSON_DEPTH)
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than ``limit``, without parsing (which recurses)."""
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in (0x5B, 0x7B) else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def serve(settings: Settings, registry: Registry, *, host: str, port: int) -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.config import Environment, KubernetesTarget
 from bot.errors import ChatOpsError, UserError
+from bot.logs import adopt_library_loggers
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -110,8 +111,15 @@ class Services:
 
         target = env.milvus
         token = self.settings.secret(target.token_env)
-        return self.cache.get(f"milvus:{env.name}", lambda: open_client(target.uri, token, db_name=target.db_name,
-                                                                          timeout_s=target.timeout_s))
+
+        def dial() -> Any:
+            try:
+                return open_client(target.uri, token, db_name=target.db_name, timeout_s=target.timeout_s)
+            finally:
+                # pymilvus installs its own stderr handlers when first imported (just now, in open_client).
+                adopt_library_loggers()
+
+        return self.cache.get(f"milvus:{env.name}", dial)
 
     def milvus(self, env: Environment) -> MilvusAdmin:
         from integrations.milvus import MilvusAdmin

@@ -7,8 +7,9 @@ hold secrets: those come from here only.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +28,18 @@ class Settings(BaseSettings):
     )
     # Unset: INFO for serve, WARNING for run and console (they want the reply, not library chatter).
     log_level: str | None = Field(default=None, validation_alias=AliasChoices("MILVUS_CHATOPS_LOG_LEVEL"))
+    # "json": one JSON object per line, for log pipelines; "text": one line per record for people.
+    log_format: Literal["text", "json"] = Field(
+        default="text", validation_alias=AliasChoices("MILVUS_CHATOPS_LOG_FORMAT")
+    )
+    # Read by boto3 itself, not by us; held here only so that redaction knows their values.
+    aws_access_key_id: SecretStr | None = Field(default=None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID"))
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY")
+    )
+    aws_session_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("AWS_SESSION_TOKEN"))
+    # Secrets the config names by variable (Milvus tokens), remembered once read so they are masked too.
+    _read_secrets: set[str] = PrivateAttr(default_factory=set)
 
     @property
     def state_url(self) -> str:
@@ -51,9 +64,13 @@ class Settings(BaseSettings):
                 self.slack_signing_secret,
                 self.slack_app_token,
                 self.alertmanager_webhook_token,
+                self.aws_access_key_id,
+                self.aws_secret_access_key,
+                self.aws_session_token,
             )
             if s is not None
         ]
+        values.extend(self._read_secrets)
         return [v for v in values if len(v) >= 6]
 
     def secret(self, env_var: str | None) -> str | None:
@@ -66,4 +83,7 @@ class Settings(BaseSettings):
             return None
         import os
 
-        return os.environ.get(env_var) or None
+        value = os.environ.get(env_var) or None
+        if value:
+            self._read_secrets.add(value)
+        return value

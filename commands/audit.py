@@ -10,7 +10,14 @@ from bot.context import Context
 from bot.registry import Registry, command
 from bot.reply import Reply
 
-OUTCOME_ICON = {"ok": ":white_check_mark:", "denied": ":no_entry:", "rejected": ":grey_exclamation:", "failed": ":x:"}
+# "started": a change whose row was written before it ran and never completed (the process died).
+OUTCOME_ICON = {
+    "ok": ":white_check_mark:",
+    "denied": ":no_entry:",
+    "rejected": ":grey_exclamation:",
+    "failed": ":x:",
+    "started": ":hourglass:",
+}
 
 
 class AuditArgs(BaseModel):

@@ -553,7 +553,7 @@ class FakeSlack:
 
     def _handle_response_url(
         self, response_id: str, raw: bytes, content_type: str, headers: dict[str, str]
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, dict[str, str]]:
         fault = self._take_fault("response_url")
         try:
             body = _decode_body(content_type or "application/json", raw)
@@ -570,7 +570,8 @@ class FakeSlack:
             else:
                 status, text = 200, "ok"
             self._responses.append(ResponsePost(response_id, body, headers, time.time(), status))
-        return status, text.encode()
+        extra = {"Retry-After": str(fault.retry_after)} if fault and fault.status == 429 and fault.retry_after else {}
+        return status, text.encode(), extra
 
     def _handle_upload(self, file_id: str, raw: bytes) -> tuple[int, bytes]:
         with self._lock:
@@ -933,8 +934,8 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 status, extra, body = fake._handle_api(method, _decode_json_params(params), headers)
                 self._send(status, json.dumps(body).encode(), "application/json; charset=utf-8", extra)
             elif path.startswith("/response/") and self.command == "POST":
-                status, text = fake._handle_response_url(path[len("/response/") :], raw, content_type, headers)
-                self._send(status, text, "text/plain")
+                status, text, extra = fake._handle_response_url(path[len("/response/") :], raw, content_type, headers)
+                self._send(status, text, "text/plain", extra)
             elif path.startswith("/upload/") and self.command == "POST":
                 status, text = fake._handle_upload(path[len("/upload/") :], raw)
                 self._send(status, text, "text/plain")

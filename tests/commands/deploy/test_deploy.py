@@ -172,9 +172,11 @@ def test_deploy_without_approval_prepares_upgrades_and_validates(
     assert data["image_before"] == "milvusdb/milvus:v2.5.14" and data["image"] == "milvusdb/milvus:v2.5.16"
     assert "queryNode.replicas" in data["diff"]["changed"] and "proxy.replicas" in data["diff"]["added"]
     assert any("Replica cut `queryNode.replicas` 3 → 2" in r for r in data["risks"])
+    # The command's own row is written before it runs (a change is recorded before it is made), the
+    # rollout's while it runs: both end ok.
     entries = bot.runtime.audit.recent(environment="dev")
-    assert [(e.action, e.outcome) for e in entries[:2]] == [("deploy", "ok"), ("deploy rollout", "ok")]
-    assert entries[1].arguments["chart_version"] == "4.2.58" and entries[1].arguments["requester"] == REQUESTER
+    assert [(e.action, e.outcome) for e in entries[:2]] == [("deploy rollout", "ok"), ("deploy", "ok")]
+    assert entries[0].arguments["chart_version"] == "4.2.58" and entries[0].arguments["requester"] == REQUESTER
 
 
 def test_dry_run_shows_diff_and_risks_and_changes_nothing(bot: Bot, fake_helm: FakeHelm, fake_kube: FakeKube) -> None:
