@@ -7,7 +7,7 @@ before, or without knowing, the Slack timestamp it will get.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.reply import Attachment, Message
 
@@ -35,6 +35,18 @@ class Messenger(Protocol):
 
     def withdraw(self, ref: str) -> bool:
         """Take back a post nobody has seen yet; False when it may already be in the channel."""
+        ...
+
+
+@runtime_checkable
+class Whisperer(Protocol):
+    """A messenger that can show one user something nobody else sees, at once and never stored.
+
+    For what must not sit in a queue or a channel's history: a generated password. Slack's
+    ephemeral messages are that; a messenger that cannot do it simply does not implement this.
+    """
+
+    def whisper(self, channel: str | None, user: str, message: Message) -> None:
         ...
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import schema
 from bot.blocks import fit_blocks, fit_text
 from bot.metrics import OUTBOX_PENDING, SLACK_CALLS
+from bot.redact import hush_request_logs
 from bot.reply import Attachment, Message
 from bot.state import Store, as_utc, utcnow
 
@@ -118,6 +119,17 @@ class Outbox:
             ],
         }
         self._enqueue(channel, "upload", f"upload:{uuid.uuid4().hex}", payload, thread_ref=thread_ref)
+
+    def whisper(self, channel: str | None, user: str, message: Message) -> None:
+        """An ephemeral message to ``user``, sent now rather than queued: the queue is a table, and
+        what is whispered (a generated password) must not be written anywhere."""
+        with hush_request_logs():
+            if channel:
+                self.client.chat_postEphemeral(channel=channel, user=user, text=fit_text(message.text),
+                                               blocks=fit_blocks(message.blocks) or None)
+            else:
+                self.client.chat_postMessage(channel=user, text=fit_text(message.text),
+                                             blocks=fit_blocks(message.blocks) or None, unfurl_links=False)
 
     def _enqueue(
         self,

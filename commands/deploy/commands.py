@@ -24,6 +24,7 @@ from commands.deploy.lock import check_lock
 from commands.deploy.prepare import helm_settings, prepare, preview
 from commands.deploy.rollback import request_rollback
 from commands.readiness.gate import deploy_gate
+from commands.security.values import certificate_for
 
 
 class DeployArgs(BaseModel):
@@ -62,7 +63,8 @@ def deploy(ctx: Context, args: DeployArgs) -> Reply:
     prepared = prepare(ctx.runtime, env, inputs)
     view = preview(ctx, env, prepared)
     view.kube = ctx.services.kube(env).prepare(
-        prepared.namespace, prepared.release, Services.kube_target(env).client_namespaces, dry_run=True
+        prepared.namespace, prepared.release, Services.kube_target(env).client_namespaces, dry_run=True,
+        certificate=certificate_for(env, prepared.release, prepared.namespace),
     )
     title = f"Deploy Milvus {prepared.milvus_version} to {env.name}"
     data = view.to_data()
