@@ -148,6 +148,40 @@ class Channels(Strict):
     alerts: AlertChannels = Field(default_factory=AlertChannels)
 
 
+class Targets(Strict):
+    """What an environment must achieve; load tests and drills are judged against these."""
+
+    search_p99_ms: float | None = Field(default=None, gt=0)
+    qps: float | None = Field(default=None, gt=0)
+    recall: float | None = Field(default=None, gt=0, le=1)
+    # A pod drill passes when the replacement pod is Ready within this many seconds.
+    pod_recovery_s: float = Field(default=120.0, gt=0)
+
+
+class LoadtestLimits(Strict):
+    """Caps on ``/milvus loadtest`` in production, where it shares the cluster with real traffic."""
+
+    max_qps: float = Field(default=50.0, gt=0)
+    max_duration_s: float = Field(default=60.0, gt=0)
+    max_concurrency: int = Field(default=4, ge=1)
+
+
+class ReadinessSchedule(Strict):
+    """Cron expressions for load tests and drills run by the scheduler (none by default)."""
+
+    loadtest: str | None = None
+    loadtest_collection: str | None = None
+    loadtest_duration: str = "30s"
+    drill_restore: str | None = None
+    drill_pod: str | None = None
+    drill_pod_component: str = "querynode"
+
+    @model_validator(mode="after")
+    def _collection_for_loadtest(self) -> ReadinessSchedule:
+        if self.loadtest and not self.loadtest_collection:
+            raise ValueError("a scheduled 'loadtest' needs 'loadtest_collection'")
+        return self
+
 K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 DEFAULT_EXPIRY_WARN_DAYS = (30, 14, 7, 3, 1)
 
@@ -230,6 +264,11 @@ class Environment(Strict):
     backup: BackupTarget | None = None
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     channels: Channels = Field(default_factory=Channels)
+    targets: Targets = Field(default_factory=Targets)
+    loadtest: LoadtestLimits = Field(default_factory=LoadtestLimits)
+    schedules: ReadinessSchedule = Field(default_factory=ReadinessSchedule)
+    # A deploy while a checklist item fails then needs an admin's --override-checklist.
+    require_checklist: bool = False
     security: SecuritySettings | None = None
 
     def secured(self) -> SecuritySettings | None:
@@ -307,6 +346,16 @@ class PriceTable(Strict):
     currency: str = "USD"
 
 
+class ReadinessPolicy(Strict):
+    """How recent the evidence behind ``/milvus checklist`` must be."""
+
+    notification_within_hours: float = Field(default=168.0, gt=0)
+    backup_slack_hours: float = Field(default=6.0, ge=0)
+    restore_drill_days: float = Field(default=30.0, gt=0)
+    loadtest_days: float = Field(default=30.0, gt=0)
+    pod_drill_days: float = Field(default=90.0, gt=0)
+
+
 class Config(Strict):
     environments: dict[str, Environment]
     access: list[Grant] = Field(default_factory=list)
@@ -315,6 +364,7 @@ class Config(Strict):
     health_thresholds: HealthThresholds = Field(default_factory=HealthThresholds)
     alert_storm: AlertStorm = Field(default_factory=AlertStorm)
     prices: PriceTable | None = None
+    readiness: ReadinessPolicy = Field(default_factory=ReadinessPolicy)
     embedded: bool = Field(default=False, exclude=True)
 
     @model_validator(mode="after")

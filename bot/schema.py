@@ -262,6 +262,25 @@ backups = Table(
 )
 
 
+# Load tests and drills (commands/readiness): one row per run with its measured result, so the next
+# run can be compared with it and the checklist can tell how recent and how good the evidence is.
+readiness_runs = Table(
+    "readiness_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("environment", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),  # loadtest | drill_restore | drill_pod
+    Column("subject", String(255), nullable=False),  # collection, backup id or component
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("passed", Integer, nullable=False),  # 1: met its targets / verified / recovered in time
+    Column("trigger", String(16), nullable=False),  # manual | schedule
+    Column("created_by", String(64), nullable=False),
+    Column("result", JSON, nullable=False),
+    Index("ix_readiness_env_kind", "environment", "kind", "finished_at"),
+)
+
+
 def _create(*tables: Table) -> Callable[[Connection], None]:
     def step(conn: Connection) -> None:
         for table in tables:
@@ -308,4 +327,5 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0006_backups", _create(backups)),
     ("0007_outbox_priority", _add_columns(outbox, "priority")),
     ("0008_alert_storms", _steps(_add_columns(alert_groups, "storm_id", "own_message"), _create(alert_storms))),
+    ("0009_readiness_runs", _create(readiness_runs)),
 ]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from integrations.alertmanager import AlertmanagerClient
     from integrations.helm import Helm
     from integrations.kubernetes import KubeCluster
-    from integrations.milvus import MilvusAdmin, MilvusData, MilvusSecurity
+    from integrations.milvus import MilvusAdmin, MilvusData, MilvusSearch, MilvusSecurity
     from integrations.milvus_backup import MilvusBackupClient
     from integrations.prometheus import Prometheus
     from integrations.s3 import ObjectStore
@@ -134,6 +134,11 @@ class Services:
 
         return MilvusData(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
 
+    def milvus_search(self, env: Environment) -> MilvusSearch:
+        """Searches, samples and scans of vectors (load tests and drills) on the shared client."""
+        from integrations.milvus import MilvusSearch
+
+        return MilvusSearch(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
     def milvus_security(self, env: Environment) -> MilvusSecurity:
         """Users, roles and grants, through the bot's own connection (its user needs the rights)."""
         from integrations.milvus import MilvusSecurity

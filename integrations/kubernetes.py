@@ -36,6 +36,8 @@ class PodState:
     image: str
     restarts: int
     problem: str | None = None  # ImagePullBackOff, OOMKilled, CrashLoopBackOff ...
+    # A StatefulSet's replacement pod has the old name; only the uid tells it apart.
+    uid: str = ""
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -406,6 +408,89 @@ class KubeCluster:
         return sorted(events, key=lambda ev: ev.at)
 
 
+    # -- readiness: cluster facts and the pod drill --------------------------------------------------
+
+    def version(self) -> str:
+        from kubernetes import client
+
+        info = self._call("read the server version", client.VersionApi(self.api_client).get_code)
+        return str(info.git_version)
+
+    def nodes(self) -> list[NodeInfo]:
+        listed = self._call("list nodes", self._core().list_node)
+        out = []
+        for node in listed.items or []:
+            status = node.status
+            allocatable = (status.allocatable or {}) if status else {}
+            conditions = {c.type: c.status for c in (status.conditions or [])} if status else {}
+            unschedulable = bool(node.spec.unschedulable) if node.spec else False
+            out.append(NodeInfo(
+                name=str(node.metadata.name),
+                ready=conditions.get("Ready") == "True" and not unschedulable,
+                cpu=parse_cpu(str(allocatable.get("cpu", "0"))),
+                memory_gib=parse_quantity(str(allocatable.get("memory", "0"))) / 2**30,
+            ))
+        return out
+
+    def volume_claims(self, namespace: str) -> dict[str, str]:
+        """Name -> phase (Bound, Pending, Lost) of every PersistentVolumeClaim in the namespace."""
+        listed = self._call(
+            f"list volume claims in {namespace}", self._core().list_namespaced_persistent_volume_claim, namespace
+        )
+        return {str(c.metadata.name): str(c.status.phase if c.status else "") for c in listed.items or []}
+
+    def network_policy_spec(self, namespace: str, name: str) -> dict[str, Any] | None:
+        current = self._exists(
+            f"read network policy {name}", self._net().read_namespaced_network_policy, name, namespace
+        )
+        if current is None:
+            return None
+        spec: dict[str, Any] = self.api_client.sanitize_for_serialization(current).get("spec") or {}
+        return spec
+
+    def container_settings(self, namespace: str, selector: str = "") -> dict[str, list[str]]:
+        """Pod name -> its containers' env (NAME=value, values from secrets left out) and args."""
+        listed = self._call(
+            f"list pods in {namespace}", self._core().list_namespaced_pod, namespace, label_selector=selector
+        )
+        out: dict[str, list[str]] = {}
+        for pod in listed.items or []:
+            settings: list[str] = []
+            for container in (pod.spec.containers or []) if pod.spec else []:
+                settings.extend(f"{e.name}={e.value}" for e in container.env or [] if e.value is not None)
+                settings.extend(str(a) for a in [*(container.command or []), *(container.args or [])])
+            out[str(pod.metadata.name)] = settings
+        return out
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self._call(f"delete pod {name} in {namespace}", self._core().delete_namespaced_pod, name, namespace)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    ready: bool
+    cpu: float
+    memory_gib: float
+
+
+_QUANTITY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "k": 10**3, "M": 10**6,
+             "G": 10**9, "T": 10**12, "P": 10**15, "m": 1e-3}
+
+
+def parse_quantity(text: str) -> float:
+    """A Kubernetes quantity (``16Gi``, ``500m``, ``4``) as a plain number (bytes, cores)."""
+    text = text.strip()
+    for suffix in sorted(_QUANTITY, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _QUANTITY[suffix]
+    return float(text or 0)
+
+
+def parse_cpu(text: str) -> float:
+    return parse_quantity(text)
+
+
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
@@ -441,6 +526,7 @@ def _pod_state(pod: Any) -> PodState:
         image=image,
         restarts=restarts,
         problem=problem,
+        uid=str(meta.uid or "") if meta else "",
     )
 
 

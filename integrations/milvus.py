@@ -349,6 +349,78 @@ class MilvusData:
         call(self.uri, f"drop {name}", self.client.drop_collection, name, timeout=self.build_timeout_s)
 
 
+# -- searching: load tests and drills -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VectorField:
+    """What a search of a collection needs to know: its vector field, primary key and index."""
+
+    collection: str
+    name: str
+    dim: int
+    primary_key: str
+    metric: str  # L2 | IP | COSINE ...
+    index_type: str  # FLAT, IVF_FLAT, HNSW, AUTOINDEX ... or "" when none is built
+    index_params: dict[str, Any] = field(default_factory=dict)
+
+
+class MilvusSearch(MilvusData):
+    """The data plane plus searching: samples of vectors, full scans and searches of one collection.
+
+    ``search_raw`` is the load generator's hot path: it lets pymilvus' exception through, so a failed
+    request costs nothing more than the failure itself; every other method raises our errors.
+    """
+
+    def exists(self, collection: str) -> bool:
+        return collection in self.collections()
+
+    def vector_field(self, collection: str) -> VectorField:
+        if not self.exists(collection):
+            raise NotFound(f"There is no collection `{collection}` in Milvus at {self.uri}.")
+        spec = self.schema(collection)
+        primary = next((f["name"] for f in spec["fields"] if f.get("is_primary")), "id")
+        vector = next((f for f in spec["fields"] if f.get("type") == "FLOAT_VECTOR"), None)
+        if vector is None:
+            raise NotFound(f"Collection `{collection}` has no FLOAT_VECTOR field to search.")
+        index = next((i for i in self.indexes(collection) if i["field_name"] == vector["name"]), {})
+        return VectorField(
+            collection, vector["name"], int((vector.get("params") or {}).get("dim", 0)), primary,
+            str(index.get("metric_type") or "L2"), str(index.get("index_type") or ""), dict(index.get("params") or {}),
+        )
+
+    def sample(self, vf: VectorField, limit: int) -> list[tuple[Any, list[float]]]:
+        """Up to ``limit`` (primary key, vector) pairs read from the collection."""
+        rows = call(self.uri, f"read vectors of {vf.collection}", self.client.query, vf.collection, filter="",
+                    output_fields=[vf.primary_key, vf.name], limit=limit, timeout=self.batch_timeout_s)
+        return [(r[vf.primary_key], list(r[vf.name])) for r in rows]
+
+    def scan(self, vf: VectorField, *, filter: str = "", batch_size: int = 5000) -> Iterator[
+        tuple[list[Any], list[list[float]]]
+    ]:
+        """Every (primary keys, vectors) batch of the collection (rows matching ``filter``)."""
+        iterator = call(self.uri, f"read {vf.collection}", self.client.query_iterator, vf.collection,
+                        batch_size=batch_size, filter=filter, output_fields=[vf.primary_key, vf.name],
+                        timeout=self.batch_timeout_s)
+        try:
+            while True:
+                batch = call(self.uri, f"read {vf.collection}", iterator.next)
+                if not batch:
+                    return
+                yield [r[vf.primary_key] for r in batch], [r[vf.name] for r in batch]
+        finally:
+            iterator.close()
+
+    def search_raw(self, collection: str, vectors: list[list[float]], *, anns_field: str, limit: int,
+                   search_params: dict[str, Any], filter: str = "") -> Any:
+        return self.client.search(collection, data=vectors, anns_field=anns_field, limit=limit, filter=filter,
+                                  search_params=search_params, output_fields=[], timeout=self.timeout_s)
+
+    def search_ids(self, collection: str, vectors: list[list[float]], *, anns_field: str, limit: int,
+                   search_params: dict[str, Any], filter: str = "") -> list[list[Any]]:
+        hits = call(self.uri, f"search {collection}", self.search_raw, collection, vectors, anns_field=anns_field,
+                    limit=limit, search_params=search_params, filter=filter)
+        return [[h["id"] for h in per_query] for per_query in hits]
 # -- users, roles and privileges -------------------------------------------------------------------
 
 
