@@ -97,6 +97,9 @@ def main() -> int:
     )
     parser.add_argument("--versus-alertmanager", action="store_true",
                         help="side by side with Alertmanager's own Slack receiver (see the module doc)")
+    parser.add_argument("--stages", action="store_true",
+                        help="with --versus-alertmanager: per critical group, when it was stored, worked, "
+                             "queued and first shown in Slack")
     args = parser.parse_args()
     if args.in_process:
         return in_process(args)
@@ -346,6 +349,32 @@ def _first_arrivals(state_db: Path) -> dict[str, float]:
     }
 
 
+def _stages(state_db: Path) -> dict[str, dict[str, float]]:
+    """Per group (alert name): when its first notification was stored, when the worker finished it,
+    and when its own message's post was queued in the outbox; epoch seconds, from the bot's store."""
+    import datetime as dt
+    import sqlite3
+
+    def epoch(at: str | None) -> float | None:
+        return dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC).timestamp() if at else None
+
+    stages: dict[str, dict[str, float]] = {}
+    with sqlite3.connect(state_db) as db:
+        for name, gid, received, processed in db.execute(
+            "SELECT json_extract(payload, '$.commonLabels.alertname'), group_id, received_at, processed_at "
+            "FROM alert_notifications ORDER BY id"
+        ):
+            if name in stages:
+                continue
+            stages[name] = {"stored": epoch(received) or 0.0, "worked": epoch(processed) or 0.0}
+            queued = db.execute(
+                "SELECT MIN(created_at) FROM outbox WHERE op = 'post' AND ref = ?", (f"alert-group:{gid}",)
+            ).fetchone()[0]
+            if queued:
+                stages[name]["queued"] = epoch(queued) or 0.0
+    return stages
+
+
 def _am_push(url: str, alerts: list[dict]) -> None:
     import httpx
 
@@ -433,6 +462,7 @@ def versus_alertmanager(args: argparse.Namespace) -> int:
             bot.close()
             slack.stop()
         first_arrival = _first_arrivals(Path(tmp) / "bot" / "state.db")
+        stages = _stages(Path(tmp) / "bot" / "state.db")
 
     def side(channels: tuple[str, ...]) -> dict[str, object]:
         seen = _visible(slack, channels, names)
@@ -482,6 +512,30 @@ def versus_alertmanager(args: argparse.Namespace) -> int:
         print(f"bot, critical group's first webhook -> first Slack call showing it: p50 "
               f"{statistics.median(latencies):.1f} ms  p99 {percentile(latencies, 0.99):.1f} ms  "
               f"max {max(latencies):.1f} ms  ({len(latencies)} groups; target p99 < 50 ms)")
+    if args.stages:
+        # Where the time goes for each critical group: stored -> worker done -> own post queued ->
+        # first Slack call showing it (a post of its message, or the digest's post or update).
+        first_call = {}
+        for call in slack.calls():
+            if call.ok and call.params.get("channel") in BOT_CHANNELS:
+                text = json.dumps([call.params.get("text"), call.params.get("blocks")])
+                for n in critical:
+                    if n not in first_call and n in text:
+                        first_call[n] = (call.at, call.method, (call.params.get("text") or "")[:24])
+        print("critical group stages, ms after its first webhook was stored: worker done / own post queued / "
+              "first Slack call (method, message)")
+        for n in sorted(critical, key=lambda n: stages.get(n, {}).get("stored", 0)):
+            st = stages.get(n)
+            if not st:
+                continue
+            base = st["stored"]
+
+            def ms(at: float | None, base: float = base) -> str:
+                return "-" if at is None else f"{(at - base) * 1000:7.0f}"
+
+            call = first_call.get(n)
+            print(f"  {n} stored +{(base - started) * 1000:5.0f} ms: {ms(st.get('worked'))} {ms(st.get('queued'))} "
+                  f"{ms(call[0] if call else None)} {call[1] if call else ''} {call[2] if call else ''}")
     return 0 if bot_side["lost"] == 0 else 1
 
 

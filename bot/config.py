@@ -148,6 +148,107 @@ class Channels(Strict):
     alerts: AlertChannels = Field(default_factory=AlertChannels)
 
 
+class Targets(Strict):
+    """What an environment must achieve; load tests and drills are judged against these."""
+
+    search_p99_ms: float | None = Field(default=None, gt=0)
+    qps: float | None = Field(default=None, gt=0)
+    recall: float | None = Field(default=None, gt=0, le=1)
+    # A pod drill passes when the replacement pod is Ready within this many seconds.
+    pod_recovery_s: float = Field(default=120.0, gt=0)
+
+
+class LoadtestLimits(Strict):
+    """Caps on ``/milvus loadtest`` in production, where it shares the cluster with real traffic."""
+
+    max_qps: float = Field(default=50.0, gt=0)
+    max_duration_s: float = Field(default=60.0, gt=0)
+    max_concurrency: int = Field(default=4, ge=1)
+
+
+class ReadinessSchedule(Strict):
+    """Cron expressions for load tests and drills run by the scheduler (none by default)."""
+
+    loadtest: str | None = None
+    loadtest_collection: str | None = None
+    loadtest_duration: str = "30s"
+    drill_restore: str | None = None
+    drill_pod: str | None = None
+    drill_pod_component: str = "querynode"
+
+    @model_validator(mode="after")
+    def _collection_for_loadtest(self) -> ReadinessSchedule:
+        if self.loadtest and not self.loadtest_collection:
+            raise ValueError("a scheduled 'loadtest' needs 'loadtest_collection'")
+        return self
+
+K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+DEFAULT_EXPIRY_WARN_DAYS = (30, 14, 7, 3, 1)
+
+
+def _k8s_name(value: str | None) -> str | None:
+    if value is not None and not K8S_NAME.match(value):
+        raise ValueError(f"'{value}' is not a Kubernetes object name (lowercase letters, digits, '-' and '.')")
+    return value
+
+
+class TlsSettings(Strict):
+    """TLS on the Milvus port: the chart mounts the certificate from a Secret (or cert-manager fills it)."""
+
+    enabled: bool = True
+    mode: Literal[1, 2] = Field(default=1, description="1: server TLS, 2: mutual TLS (clients present a certificate)")
+    secret: str = Field(default="milvus-tls", description="Secret with tls.crt, tls.key and ca.crt")
+    mount_path: str = "/etc/milvus/certs"
+    cert_manager_issuer: str | None = Field(default=None, description="cert-manager issuer that fills the Secret")
+    cert_manager_issuer_kind: Literal["Issuer", "ClusterIssuer"] = "ClusterIssuer"
+    # The bot's side: the CA bundle it verifies Milvus' certificate chain with (default: the system's).
+    ca_file: str | None = None
+    server_name: str | None = Field(default=None, description="name to verify instead of the URI's host")
+    # For mode 2: the certificate and key the bot presents to Milvus.
+    client_cert_file: str | None = None
+    client_key_file: str | None = None
+
+    _secret = field_validator("secret", "cert_manager_issuer")(_k8s_name)
+
+    @model_validator(mode="after")
+    def _client_pair(self) -> TlsSettings:
+        if bool(self.client_cert_file) != bool(self.client_key_file):
+            raise ValueError("set both client_cert_file and client_key_file, or neither")
+        return self
+
+    @field_validator("mount_path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or value.rstrip("/") == "":
+            raise ValueError("must be an absolute directory path such as /etc/milvus/certs")
+        return value.rstrip("/")
+
+
+class SecuritySettings(Strict):
+    """How Milvus itself is secured. Production environments get these defaults without the section."""
+
+    authorization: bool = True
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+    # The root password comes from this Secret (key root_password_key), never the default "Milvus".
+    root_password_secret: str | None = "milvus-root-password"  # noqa: S105 - a name
+    root_password_key: str = "password"  # noqa: S105 - a key name
+    expiry_warn_days: list[int] = Field(default_factory=lambda: list(DEFAULT_EXPIRY_WARN_DAYS))
+    expiry_check_cron: str = "0 7 * * *"
+
+    _root_secret = field_validator("root_password_secret")(_k8s_name)
+
+    @field_validator("expiry_warn_days")
+    @classmethod
+    def _thresholds(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("give at least one number of days, e.g. [30, 14, 7, 3, 1]")
+        if any(d < 1 or d > 365 for d in value):
+            raise ValueError("each threshold must be between 1 and 365 days")
+        if len(set(value)) != len(value):
+            raise ValueError("thresholds must not repeat")
+        return sorted(value, reverse=True)
+
+
 class Environment(Strict):
     name: str = ""
     description: str = ""
@@ -163,6 +264,18 @@ class Environment(Strict):
     backup: BackupTarget | None = None
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     channels: Channels = Field(default_factory=Channels)
+    targets: Targets = Field(default_factory=Targets)
+    loadtest: LoadtestLimits = Field(default_factory=LoadtestLimits)
+    schedules: ReadinessSchedule = Field(default_factory=ReadinessSchedule)
+    # A deploy while a checklist item fails then needs an admin's --override-checklist.
+    require_checklist: bool = False
+    security: SecuritySettings | None = None
+
+    def secured(self) -> SecuritySettings | None:
+        """The security settings in force: the section, else the defaults for production, else none."""
+        if self.security is not None:
+            return self.security
+        return SecuritySettings() if self.production else None
 
     @property
     def needs_approval(self) -> bool:
@@ -233,6 +346,16 @@ class PriceTable(Strict):
     currency: str = "USD"
 
 
+class ReadinessPolicy(Strict):
+    """How recent the evidence behind ``/milvus checklist`` must be."""
+
+    notification_within_hours: float = Field(default=168.0, gt=0)
+    backup_slack_hours: float = Field(default=6.0, ge=0)
+    restore_drill_days: float = Field(default=30.0, gt=0)
+    loadtest_days: float = Field(default=30.0, gt=0)
+    pod_drill_days: float = Field(default=90.0, gt=0)
+
+
 class Config(Strict):
     environments: dict[str, Environment]
     access: list[Grant] = Field(default_factory=list)
@@ -241,6 +364,7 @@ class Config(Strict):
     health_thresholds: HealthThresholds = Field(default_factory=HealthThresholds)
     alert_storm: AlertStorm = Field(default_factory=AlertStorm)
     prices: PriceTable | None = None
+    readiness: ReadinessPolicy = Field(default_factory=ReadinessPolicy)
     embedded: bool = Field(default=False, exclude=True)
 
     @model_validator(mode="after")

@@ -68,7 +68,7 @@ class ConsoleMessenger:
         self._show(f"── message in {where} ──", message)
         return ref
 
-    def update(self, ref: str, message: Message) -> None:
+    def update(self, ref: str, message: Message, *, priority: int | None = None) -> None:
         self.messages[ref] = message
         self._show(f"── message {ref} updated ──", message)
 

@@ -88,10 +88,30 @@ class _OursOnly(logging.Filter):
         return record.name == OUR_LOGGERS or record.name.startswith(OUR_LOGGERS + ".")
 
 
+# Libraries whose own records say nothing that our one-line integration errors do not: pymilvus warns
+# about mvccTs on every query iterator, and Milvus Lite's in-process gRPC server logs a traceback for
+# every call it does not implement (AllocTimestamp, on every restore). Kept, but at DEBUG.
+DEMOTED_LIBRARIES = ("pymilvus", "grpc", "milvus_lite")
+
+
+class _DemoteLibraries(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG and record.name.split(".")[0] in DEMOTED_LIBRARIES:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.level <= logging.DEBUG
+        return True
+
+
 def setup_logging(settings: Settings, default_level: str = "INFO", *, terminal: bool = False) -> None:
     formatter_class = JsonFormatter if settings.log_format == "json" else RedactingFormatter
+    level = logging.getLevelName((settings.log_level or default_level).upper())
     handler = logging.StreamHandler()
     handler.setFormatter(formatter_class(settings.secret_values))
+    handler.addFilter(_DemoteLibraries(level if isinstance(level, int) else logging.INFO))
     if terminal and not settings.log_level:
         handler.addFilter(_OursOnly())
         # Python warnings (pymilvus' mvccTs notice) become records of "py.warnings", which the filter drops.

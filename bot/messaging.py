@@ -7,7 +7,7 @@ before, or without knowing, the Slack timestamp it will get.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.reply import Attachment, Message
 
@@ -21,8 +21,9 @@ class Messenger(Protocol):
         Within a channel higher ``priority`` goes out first; equal priorities keep their order."""
         ...
 
-    def update(self, ref: str, message: Message) -> None:
-        """Replace the text and blocks of a message posted earlier."""
+    def update(self, ref: str, message: Message, *, priority: int | None = None) -> None:
+        """Replace the text and blocks of a message posted earlier; as urgent as that message's post
+        unless ``priority`` says otherwise."""
         ...
 
     def upload(self, channel: str, files: list[Attachment], *, thread_ref: str | None = None,
@@ -35,6 +36,18 @@ class Messenger(Protocol):
 
     def withdraw(self, ref: str) -> bool:
         """Take back a post nobody has seen yet; False when it may already be in the channel."""
+        ...
+
+
+@runtime_checkable
+class Whisperer(Protocol):
+    """A messenger that can show one user something nobody else sees, at once and never stored.
+
+    For what must not sit in a queue or a channel's history: a generated password. Slack's
+    ephemeral messages are that; a messenger that cannot do it simply does not implement this.
+    """
+
+    def whisper(self, channel: str | None, user: str, message: Message) -> None:
         ...
 
 

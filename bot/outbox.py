@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import schema
 from bot.blocks import fit_blocks, fit_text
 from bot.metrics import OUTBOX_PENDING, SLACK_CALLS
+from bot.redact import hush_request_logs
 from bot.reply import Attachment, Message
 from bot.state import Store, as_utc, utcnow
 
@@ -40,6 +41,9 @@ log = logging.getLogger("milvus_chatops.outbox")
 PRIORITY_NORMAL = 0
 POST_INTERVAL_S = 1.0  # chat.postMessage: about one per second per channel
 UPDATE_INTERVAL_S = 0.25  # chat.update is Tier 3 (50+/min workspace-wide); spread across channels
+# Updates may go back to back up to this many (refilled at UPDATE_INTERVAL_S each), so an update
+# that shows an emergency does not wait behind the pace of the digest updates queued before it.
+UPDATE_BURST = 5
 MAX_BACKOFF_S = 60.0
 LEASE_TTL = dt.timedelta(seconds=30)
 METADATA_EVENT = "milvus_chatops_message"
@@ -68,7 +72,8 @@ class Outbox:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._channel_ready_at: dict[str, float] = {}
-        self._update_ready_at = 0.0
+        self._update_tokens = float(UPDATE_BURST)
+        self._update_refilled_at = time.monotonic()
 
     # -- Messenger -----------------------------------------------------------------------------
 
@@ -88,7 +93,7 @@ class Outbox:
             channel, "post", ref, payload, thread_ref=thread_ref, dedupe_key=dedupe_key, priority=priority
         )
 
-    def update(self, ref: str, message: Message) -> None:
+    def update(self, ref: str, message: Message, *, priority: int | None = None) -> None:
         payload = {"text": fit_text(message.text), "blocks": fit_blocks(message.blocks)}
         t = schema.outbox
         with self.store.begin() as conn:
@@ -99,9 +104,9 @@ class Outbox:
             ).rowcount
         if rewritten:
             return
-        # An update is as urgent as the message it changes.
-        channel, priority = self._post_of(ref)
-        self._enqueue(channel, "update", ref, payload, priority=priority)
+        # An update is as urgent as the message it changes, unless the caller knows better.
+        channel, post_priority = self._post_of(ref)
+        self._enqueue(channel, "update", ref, payload, priority=post_priority if priority is None else priority)
 
     def upload(
         self, channel: str, files: list[Attachment], *, thread_ref: str | None = None, comment: str = ""
@@ -118,6 +123,17 @@ class Outbox:
             ],
         }
         self._enqueue(channel, "upload", f"upload:{uuid.uuid4().hex}", payload, thread_ref=thread_ref)
+
+    def whisper(self, channel: str | None, user: str, message: Message) -> None:
+        """An ephemeral message to ``user``, sent now rather than queued: the queue is a table, and
+        what is whispered (a generated password) must not be written anywhere."""
+        with hush_request_logs():
+            if channel:
+                self.client.chat_postEphemeral(channel=channel, user=user, text=fit_text(message.text),
+                                               blocks=fit_blocks(message.blocks) or None)
+            else:
+                self.client.chat_postMessage(channel=user, text=fit_text(message.text),
+                                             blocks=fit_blocks(message.blocks) or None, unfurl_links=False)
 
     def _enqueue(
         self,
@@ -286,17 +302,29 @@ class Outbox:
         # One post lane per channel (its head waits for the channel's pace, so among equal priorities
         # nothing overtakes), and one lane for updates.
         heads: dict[str, dict[str, Any]] = {}
-        update_head: dict[str, Any] | None = None
+        updates: list[dict[str, Any]] = []
         for row in live:  # already in (priority desc, id) order
             if row["op"] == "update":
-                if row["ref"] not in unposted and update_head is None:
-                    update_head = row
+                if row["ref"] not in unposted:
+                    updates.append(row)
             elif not (row["thread_ref"] and row["thread_ref"] in unposted):
                 heads.setdefault(row["channel"], row)
         now_mono = time.monotonic()
         now = utcnow()
         next_delay = 1.0
-        for row in [*heads.values(), *([update_head] if update_head else [])]:
+        # Updates first: they are what shows an urgent group at once while its post waits for the
+        # channel's pace, and each is one quick call.
+        for row in updates:
+            wait = self._wait_for(row["channel"], row, now_mono, now)
+            if wait > 0:
+                next_delay = min(next_delay, wait)
+                if self._update_tokens < 1:
+                    break  # the lane's pace, not this row's backoff: the rest wait as well
+                continue
+            self._update_tokens -= 1
+            self._send(row)
+            next_delay = 0.0
+        for row in heads.values():
             wait = self._wait_for(row["channel"], row, now_mono, now)
             if wait > 0:
                 next_delay = min(next_delay, wait)
@@ -320,7 +348,10 @@ class Outbox:
     def _wait_for(self, channel: str, row: dict[str, Any], now_mono: float, now: dt.datetime) -> float:
         backoff = (as_utc(row["not_before"]) - now).total_seconds()
         if row["op"] == "update":
-            rate = self._update_ready_at - now_mono
+            elapsed = now_mono - self._update_refilled_at
+            self._update_tokens = min(float(UPDATE_BURST), self._update_tokens + elapsed / UPDATE_INTERVAL_S)
+            self._update_refilled_at = now_mono
+            rate = (1 - self._update_tokens) * UPDATE_INTERVAL_S if self._update_tokens < 1 else 0.0
         else:
             rate = self._channel_ready_at.get(channel, 0.0) - now_mono
         return max(backoff, rate, 0.0)
@@ -399,7 +430,6 @@ class Outbox:
             self._channel_ready_at[channel] = time.monotonic() + POST_INTERVAL_S
             return str(response["ts"])
         if row["op"] == "update":
-            self._update_ready_at = time.monotonic() + UPDATE_INTERVAL_S
             target = self.ts_of(row["ref"])
             if target is None:
                 # An update waits for its post (drain_once), so the post ended for good.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 SECRET_KEY = re.compile(r"(pass(word)?|secret|token|credential|api[_-]?key|access[_-]?key|auth|private)", re.I)
@@ -67,3 +70,28 @@ def redact(value: Any, known_secrets: list[str] | tuple[str, ...] = ()) -> Any:
             return f"{key}={MASK}"
         return redact_text(value, known_secrets)
     return value
+
+
+# HTTP clients that log whole request bodies at DEBUG (slack_sdk's Web API and response_url clients).
+BODY_LOGGERS = ("slack_sdk.web.base_client", "slack_sdk.webhook.client")
+_hushed = threading.local()
+
+
+class _HushFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_hushed, "on", False)
+
+
+@contextmanager
+def hush_request_logs() -> Iterator[None]:
+    """While this thread sends something secret (a generated password), drop the records the HTTP
+    clients would log about it. Other threads keep logging; the filter is added once per logger."""
+    for name in BODY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _HushFilter) for f in logger.filters):
+            logger.addFilter(_HushFilter())
+    _hushed.on = True
+    try:
+        yield
+    finally:
+        _hushed.on = False

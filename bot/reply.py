@@ -32,6 +32,8 @@ class Reply:
     modal: dict[str, Any] | None = None
     # For button presses: replace the message the button was on rather than adding a reply.
     replace_original: bool = False
+    # Holds a secret for the requester alone (a generated password): transports must not log it.
+    sensitive: bool = False
 
     def message(self) -> Message:
         return Message(self.text, self.blocks)

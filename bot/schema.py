@@ -250,3 +250,22 @@ backups = Table(
     Column("error", Text),
     Index("ix_backups_env_created", "environment", "created_at"),
 )
+
+
+# Load tests and drills (commands/readiness): one row per run with its measured result, so the next
+# run can be compared with it and the checklist can tell how recent and how good the evidence is.
+readiness_runs = Table(
+    "readiness_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("environment", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),  # loadtest | drill_restore | drill_pod
+    Column("subject", String(255), nullable=False),  # collection, backup id or component
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("passed", Integer, nullable=False),  # 1: met its targets / verified / recovered in time
+    Column("trigger", String(16), nullable=False),  # manual | schedule
+    Column("created_by", String(64), nullable=False),
+    Column("result", JSON, nullable=False),
+    Index("ix_readiness_env_kind", "environment", "kind", "finished_at"),
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import re
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -77,6 +78,10 @@ class Service:
         # Start-up leaves ~170k long-lived objects (imports, config); a full GC pass over them paused
         # every thread for 100-300 ms under load. Freezing moves them out of the collector's way.
         gc.freeze()
+        # Each store call releases the GIL and then waits up to the switch interval (5 ms by default)
+        # to get it back while the HTTP thread parses webhooks; a worker round makes dozens of them,
+        # so an urgent alert's path paid that wait dozens of times. 1 ms keeps the convoy short.
+        sys.setswitchinterval(0.001)
         self.outbox.start()
         for worker in self.workers:
             worker.start()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.config import Environment, KubernetesTarget
+from bot.config import Environment, KubernetesTarget, TlsSettings
 from bot.errors import ChatOpsError, UserError
 from bot.logs import adopt_library_loggers
 
@@ -23,10 +23,11 @@ if TYPE_CHECKING:
     from integrations.alertmanager import AlertmanagerClient
     from integrations.helm import Helm
     from integrations.kubernetes import KubeCluster
-    from integrations.milvus import MilvusAdmin, MilvusData
+    from integrations.milvus import MilvusAdmin, MilvusData, MilvusSearch, MilvusSecurity
     from integrations.milvus_backup import MilvusBackupClient
     from integrations.prometheus import Prometheus
     from integrations.s3 import ObjectStore
+    from integrations.tls import TlsProbe
 
 log = logging.getLogger("milvus_chatops.services")
 T = TypeVar("T")
@@ -111,10 +112,11 @@ class Services:
 
         target = env.milvus
         token = self.settings.secret(target.token_env)
+        tls = self._milvus_tls(env)
 
         def dial() -> Any:
             try:
-                return open_client(target.uri, token, db_name=target.db_name, timeout_s=target.timeout_s)
+                return open_client(target.uri, token, db_name=target.db_name, timeout_s=target.timeout_s, tls=tls)
             finally:
                 # pymilvus installs its own stderr handlers when first imported (just now, in open_client).
                 adopt_library_loggers()
@@ -131,6 +133,49 @@ class Services:
         from integrations.milvus import MilvusData
 
         return MilvusData(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
+
+    def milvus_search(self, env: Environment) -> MilvusSearch:
+        """Searches, samples and scans of vectors (load tests and drills) on the shared client."""
+        from integrations.milvus import MilvusSearch
+
+        return MilvusSearch(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
+    def milvus_security(self, env: Environment) -> MilvusSecurity:
+        """Users, roles and grants, through the bot's own connection (its user needs the rights)."""
+        from integrations.milvus import MilvusSecurity
+
+        return MilvusSecurity(self.milvus_client(env), uri=env.milvus.uri, timeout_s=env.milvus.timeout_s)
+
+    def milvus_login(self, env: Environment, user: str | None, password: str | None) -> str | None:
+        """Try a fresh connection with these credentials: None if Milvus let it in, else its refusal."""
+        from integrations.milvus import probe_login
+
+        return probe_login(env.milvus.uri, user, password, timeout_s=env.milvus.timeout_s, tls=self._milvus_tls(env))
+
+    def tls_probe(self, env: Environment) -> TlsProbe:
+        """Handshake with the Milvus port: protocol, chain, certificate dates."""
+        from integrations.tls import endpoint, probe
+
+        host, port = endpoint(env.milvus.uri)
+        tls = self._tls(env)
+        client = None
+        if tls and tls.client_cert_file and tls.client_key_file:
+            client = (tls.client_cert_file, tls.client_key_file)
+        return probe(host, port, ca_file=tls.ca_file if tls else None, server_name=tls.server_name if tls else None,
+                     client_cert=client, timeout_s=min(env.milvus.timeout_s, 10.0))
+
+    def _milvus_tls(self, env: Environment) -> dict[str, str]:
+        from integrations.milvus import tls_options
+
+        tls = self._tls(env)
+        if tls is None:
+            return {}
+        return tls_options(ca_file=tls.ca_file, server_name=tls.server_name, client_cert_file=tls.client_cert_file,
+                           client_key_file=tls.client_key_file)
+
+    @staticmethod
+    def _tls(env: Environment) -> TlsSettings | None:
+        security = env.secured()
+        return security.tls if security is not None and security.tls.enabled else None
 
     # -- Kubernetes and helm ----------------------------------------------------------------------------
 

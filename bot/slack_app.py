@@ -23,6 +23,7 @@ from typing import Any
 from bot.blocks import fit_blocks, fit_text
 from bot.context import GroupDirectory, Runtime
 from bot.dispatch import Dispatcher, Outcome
+from bot.redact import hush_request_logs
 
 log = logging.getLogger("milvus_chatops.slack")
 
@@ -334,6 +335,17 @@ class ResponseProgress:
             log.warning("progress update failed", exc_info=True)
 
 
+def _hushed(respond: Any) -> Any:
+    """``respond`` that keeps the HTTP client from logging the body, on the first try and on retries
+    (they run in another thread, so the hush goes with the call, not with this thread)."""
+
+    def send(**message: Any) -> Any:
+        with hush_request_logs():
+            return respond(**message)
+
+    return send
+
+
 def _send_reply(
     runtime: Runtime,
     sender: ResponseSender,
@@ -354,7 +366,7 @@ def _send_reply(
         if not reply.text:
             return
     sender.send(
-        respond,
+        _hushed(respond) if reply.sensitive else respond,
         text=fit_text(reply.text),
         blocks=fit_blocks(reply.blocks) or None,
         response_type=reply.response_type,

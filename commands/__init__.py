@@ -17,10 +17,24 @@ def build_registry() -> Registry:
     # Imported here, not at the top: `milvus-chatops --help` must not pay for every capability's
     # dependencies (SQLAlchemy, pyarrow, ...).
     from bot.registry import Registry
-    from commands import alerts, approvals, audit, backup, deploy, help, plan, reports, status, whoami
+    from commands import (
+        alerts,
+        approvals,
+        audit,
+        backup,
+        deploy,
+        help,
+        plan,
+        readiness,
+        reports,
+        security,
+        status,
+        whoami,
+    )
 
     registry = Registry()
-    for capability in (help, whoami, status, audit, plan, deploy, approvals, backup, alerts, reports):
+    for capability in (help, whoami, status, audit, plan, deploy, approvals, backup, alerts, reports, security,
+                       readiness):
         capability.register(registry)
     return registry
 

@@ -36,6 +36,8 @@ class PodState:
     image: str
     restarts: int
     problem: str | None = None  # ImagePullBackOff, OOMKilled, CrashLoopBackOff ...
+    # A StatefulSet's replacement pod has the old name; only the uid tells it apart.
+    uid: str = ""
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -152,6 +154,29 @@ def network_policy_body(namespace: str, release: str, client_namespaces: list[st
     }
 
 
+def certificate_body(namespace: str, release: str, secret: str, issuer: str, issuer_kind: str) -> dict[str, Any]:
+    """A cert-manager Certificate that keeps ``secret`` (tls.crt, tls.key, ca.crt) filled and renewed,
+    for the names clients use to reach the release's Milvus service (milvus-helm names it
+    ``<release>-milvus``)."""
+    service = f"{release}-milvus"
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {
+            "name": f"{release}-milvus-tls",
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/instance": release},
+        },
+        "spec": {
+            "secretName": secret,
+            "dnsNames": [service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
+                         f"{service}.{namespace}.svc.cluster.local"],
+            "issuerRef": {"name": issuer, "kind": issuer_kind, "group": "cert-manager.io"},
+            "privateKey": {"rotationPolicy": "Always"},
+        },
+    }
+
+
 class KubeCluster:
     def __init__(self, api_client: Any, *, timeout_s: float = 10.0, name: str = "cluster") -> None:
         self.api_client = api_client
@@ -259,10 +284,35 @@ class KubeCluster:
         self._call(f"replace network policy {name}", net.replace_namespaced_network_policy, name, namespace, body)
         return "updated"
 
+    def ensure_certificate(self, body: dict[str, Any], *, dry_run: bool = False) -> str:
+        """Create or replace a cert-manager Certificate; created|updated|unchanged (or would ...)."""
+        from kubernetes import client
+
+        api = client.CustomObjectsApi(self.api_client)
+        meta = body["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        args = ("cert-manager.io", "v1", namespace, "certificates")
+        current = self._exists(f"read certificate {name}", api.get_namespaced_custom_object, *args, name)
+        if current is None:
+            if dry_run:
+                return "would create"
+            self._call(f"create certificate {name}", api.create_namespaced_custom_object, *args, body)
+            return "created"
+        if current.get("spec") == body["spec"]:
+            return "unchanged"
+        if dry_run:
+            return "would update"
+        replaced = {**body, "metadata": {**meta, "resourceVersion": (current.get("metadata") or {}).get(
+            "resourceVersion")}}
+        self._call(f"replace certificate {name}", api.replace_namespaced_custom_object, *args, name, replaced)
+        return "updated"
+
     def prepare(
-        self, namespace: str, release: str, client_namespaces: list[str], *, dry_run: bool = False
+        self, namespace: str, release: str, client_namespaces: list[str], *, dry_run: bool = False,
+        certificate: dict[str, Any] | None = None,
     ) -> dict[str, str]:
-        """Namespace with labels, the release's service account, and the client NetworkPolicy.
+        """Namespace with labels, the release's service account, the client NetworkPolicy, and the
+        cert-manager Certificate when one is given.
 
         With ``dry_run`` nothing is written: the answer says what would be created or updated (a
         service account or policy in a namespace that does not exist yet would be created).
@@ -270,12 +320,59 @@ class KubeCluster:
         labels = {"app.kubernetes.io/managed-by": MANAGED_BY, "milvus-chatops/release": release}
         ns = self.ensure_namespace(namespace, labels, dry_run=dry_run)
         if ns == "would create":
-            return {"namespace": ns, "service_account": "would create", "network_policy": "would create"}
-        return {
+            result = {"namespace": ns, "service_account": "would create", "network_policy": "would create"}
+            if certificate is not None:
+                result["certificate"] = "would create"
+            return result
+        result = {
             "namespace": ns,
             "service_account": self.ensure_service_account(namespace, f"{release}-milvus", labels, dry_run=dry_run),
             "network_policy": self.ensure_network_policy(namespace, release, client_namespaces, dry_run=dry_run),
         }
+        if certificate is not None:
+            result["certificate"] = self.ensure_certificate(certificate, dry_run=dry_run)
+        return result
+
+    # -- security ---------------------------------------------------------------------------------
+
+    def network_policies(self, namespace: str) -> list[dict[str, Any]]:
+        """Every NetworkPolicy in the namespace, as plain dicts (camelCase keys, as kubectl shows them)."""
+        listed = self._call(
+            f"list network policies in {namespace}", self._net().list_namespaced_network_policy, namespace
+        )
+        return [self.api_client.sanitize_for_serialization(p) for p in listed.items or []]
+
+    def secret_keys(self, namespace: str, name: str) -> list[str] | None:
+        """The keys of a Secret (never its values), or None when there is no such Secret."""
+        secret = self._exists(f"read secret {name}", self._core().read_namespaced_secret, name, namespace)
+        if secret is None:
+            return None
+        return sorted((secret.data or {}).keys())
+
+    def write_secret(self, namespace: str, name: str, data: dict[str, str], labels: dict[str, str]) -> str:
+        """Create the Secret or replace its data; returns created|updated. Values are sent, never logged."""
+        import base64
+
+        core = self._core()
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        body = {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "data": encoded,
+        }
+        try:
+            if self._exists(f"read secret {name}", core.read_namespaced_secret, name, namespace) is None:
+                self._call(f"create secret {name}", core.create_namespaced_secret, namespace, body)
+                return "created"
+            self._call(f"replace secret {name}", core.replace_namespaced_secret, name, namespace, body)
+            return "updated"
+        except IntegrationError as exc:
+            # An API server may quote the object it refused; none of its values may travel on.
+            message = exc.message
+            for value in [*data.values(), *encoded.values()]:
+                if value:
+                    message = message.replace(value, "***")
+            raise IntegrationError(message, hint=exc.hint, system="kubernetes") from None
 
     # -- watching --------------------------------------------------------------------------------
 
@@ -309,6 +406,89 @@ class KubeCluster:
                 )
             )
         return sorted(events, key=lambda ev: ev.at)
+
+
+    # -- readiness: cluster facts and the pod drill --------------------------------------------------
+
+    def version(self) -> str:
+        from kubernetes import client
+
+        info = self._call("read the server version", client.VersionApi(self.api_client).get_code)
+        return str(info.git_version)
+
+    def nodes(self) -> list[NodeInfo]:
+        listed = self._call("list nodes", self._core().list_node)
+        out = []
+        for node in listed.items or []:
+            status = node.status
+            allocatable = (status.allocatable or {}) if status else {}
+            conditions = {c.type: c.status for c in (status.conditions or [])} if status else {}
+            unschedulable = bool(node.spec.unschedulable) if node.spec else False
+            out.append(NodeInfo(
+                name=str(node.metadata.name),
+                ready=conditions.get("Ready") == "True" and not unschedulable,
+                cpu=parse_cpu(str(allocatable.get("cpu", "0"))),
+                memory_gib=parse_quantity(str(allocatable.get("memory", "0"))) / 2**30,
+            ))
+        return out
+
+    def volume_claims(self, namespace: str) -> dict[str, str]:
+        """Name -> phase (Bound, Pending, Lost) of every PersistentVolumeClaim in the namespace."""
+        listed = self._call(
+            f"list volume claims in {namespace}", self._core().list_namespaced_persistent_volume_claim, namespace
+        )
+        return {str(c.metadata.name): str(c.status.phase if c.status else "") for c in listed.items or []}
+
+    def network_policy_spec(self, namespace: str, name: str) -> dict[str, Any] | None:
+        current = self._exists(
+            f"read network policy {name}", self._net().read_namespaced_network_policy, name, namespace
+        )
+        if current is None:
+            return None
+        spec: dict[str, Any] = self.api_client.sanitize_for_serialization(current).get("spec") or {}
+        return spec
+
+    def container_settings(self, namespace: str, selector: str = "") -> dict[str, list[str]]:
+        """Pod name -> its containers' env (NAME=value, values from secrets left out) and args."""
+        listed = self._call(
+            f"list pods in {namespace}", self._core().list_namespaced_pod, namespace, label_selector=selector
+        )
+        out: dict[str, list[str]] = {}
+        for pod in listed.items or []:
+            settings: list[str] = []
+            for container in (pod.spec.containers or []) if pod.spec else []:
+                settings.extend(f"{e.name}={e.value}" for e in container.env or [] if e.value is not None)
+                settings.extend(str(a) for a in [*(container.command or []), *(container.args or [])])
+            out[str(pod.metadata.name)] = settings
+        return out
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self._call(f"delete pod {name} in {namespace}", self._core().delete_namespaced_pod, name, namespace)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    ready: bool
+    cpu: float
+    memory_gib: float
+
+
+_QUANTITY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "k": 10**3, "M": 10**6,
+             "G": 10**9, "T": 10**12, "P": 10**15, "m": 1e-3}
+
+
+def parse_quantity(text: str) -> float:
+    """A Kubernetes quantity (``16Gi``, ``500m``, ``4``) as a plain number (bytes, cores)."""
+    text = text.strip()
+    for suffix in sorted(_QUANTITY, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _QUANTITY[suffix]
+    return float(text or 0)
+
+
+def parse_cpu(text: str) -> float:
+    return parse_quantity(text)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -346,6 +526,7 @@ def _pod_state(pod: Any) -> PodState:
         image=image,
         restarts=restarts,
         problem=problem,
+        uid=str(meta.uid or "") if meta else "",
     )
 
 

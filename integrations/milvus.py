@@ -8,15 +8,14 @@ restores use (describe, iterate, insert, create, rename, drop). Both take an ope
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bot.errors import IntegrationError, NotFound
 
-log = logging.getLogger("milvus_chatops.milvus")
 T = TypeVar("T")
+log = logging.getLogger("milvus_chatops.milvus")
 
 
 @dataclass(frozen=True)
@@ -37,23 +36,42 @@ class CollectionInfo:
         }
 
 
+def tls_options(*, ca_file: str | None = None, server_name: str | None = None, client_cert_file: str | None = None,
+                client_key_file: str | None = None) -> dict[str, str]:
+    """pymilvus' keyword arguments for TLS: one-way with a private CA, or mutual with a client pair."""
+    options: dict[str, str] = {}
+    if client_cert_file and client_key_file:
+        options.update(client_pem_path=client_cert_file, client_key_path=client_key_file)
+        if ca_file:
+            options["ca_pem_path"] = ca_file
+    elif ca_file:
+        options["server_pem_path"] = ca_file
+    if server_name:
+        options["server_name"] = server_name
+    return options
+
+
 def is_lite(uri: str) -> bool:
     return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
-def open_client(uri: str, token: str | None, *, db_name: str = "default", timeout_s: float = 10.0) -> Any:
-    """Open a MilvusClient (this is the I/O: Lite opens its file, a server is dialled)."""
+def open_client(uri: str, token: str | None, *, db_name: str = "default", timeout_s: float = 10.0,
+                tls: Mapping[str, str] | None = None) -> Any:
+    """Open a MilvusClient (this is the I/O: Lite opens its file, a server is dialled).
+
+    ``tls``: pymilvus' TLS options (``tls_options`` builds them): the CA of a private certificate,
+    and for mutual TLS the client certificate and key.
+    """
     try:
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
 
-        quiet_library_logs()
         if is_lite(uri):
             from pathlib import Path
 
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
             return MilvusClient(uri=uri)
-        return MilvusClient(uri=uri, token=token or "", db_name=db_name, timeout=timeout_s)
+        return MilvusClient(uri=uri, token=token or "", db_name=db_name, timeout=timeout_s, **dict(tls or {}))
     except MilvusException as exc:
         raise IntegrationError(f"Cannot connect to Milvus at {uri}: {exc.message}", system="milvus") from exc
     except Exception as exc:  # pymilvus raises plain exceptions for unreachable servers
@@ -73,35 +91,6 @@ def call(where: str, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any)
         raise IntegrationError(f"Milvus at {where} failed to {what}: {text}", system="milvus") from exc
     except Exception as exc:  # grpc and connection errors surface as plain exceptions
         raise IntegrationError(f"Milvus at {where} failed to {what}: {exc}", system="milvus") from exc
-
-
-class _ToDebug(logging.Handler):
-    """Re-logs a library's records as DEBUG lines of ours: the user's terminal is no place for them."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s: %s", record.name, record.getMessage(), exc_info=record.exc_info)
-
-
-_QUIETED = threading.Lock()
-_quiet_done = False
-
-
-def quiet_library_logs() -> None:
-    """pymilvus logs a warning on every query iterator (no mvccTs from Milvus Lite) through handlers
-    of its own, and Milvus Lite's in-process gRPC server logs a traceback for every call it does not
-    implement (AllocTimestamp, on every index build). Both are noise to an operator; keep them at
-    DEBUG in our log. Idempotent; called when the first client is opened, never at import."""
-    global _quiet_done
-    with _QUIETED:
-        if _quiet_done:
-            return
-        handler = _ToDebug()
-        for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer", "grpc._server"):
-            library = logging.getLogger(name)
-            library.handlers[:] = [handler]
-            library.propagate = False
-        _quiet_done = True
 
 
 class MilvusAdmin:
@@ -358,3 +347,243 @@ class MilvusData:
 
     def drop(self, name: str) -> None:
         call(self.uri, f"drop {name}", self.client.drop_collection, name, timeout=self.build_timeout_s)
+
+
+# -- searching: load tests and drills -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VectorField:
+    """What a search of a collection needs to know: its vector field, primary key and index."""
+
+    collection: str
+    name: str
+    dim: int
+    primary_key: str
+    metric: str  # L2 | IP | COSINE ...
+    index_type: str  # FLAT, IVF_FLAT, HNSW, AUTOINDEX ... or "" when none is built
+    index_params: dict[str, Any] = field(default_factory=dict)
+
+
+class MilvusSearch(MilvusData):
+    """The data plane plus searching: samples of vectors, full scans and searches of one collection.
+
+    ``search_raw`` is the load generator's hot path: it lets pymilvus' exception through, so a failed
+    request costs nothing more than the failure itself; every other method raises our errors.
+    """
+
+    def exists(self, collection: str) -> bool:
+        return collection in self.collections()
+
+    def vector_field(self, collection: str) -> VectorField:
+        if not self.exists(collection):
+            raise NotFound(f"There is no collection `{collection}` in Milvus at {self.uri}.")
+        spec = self.schema(collection)
+        primary = next((f["name"] for f in spec["fields"] if f.get("is_primary")), "id")
+        vector = next((f for f in spec["fields"] if f.get("type") == "FLOAT_VECTOR"), None)
+        if vector is None:
+            raise NotFound(f"Collection `{collection}` has no FLOAT_VECTOR field to search.")
+        index = next((i for i in self.indexes(collection) if i["field_name"] == vector["name"]), {})
+        return VectorField(
+            collection, vector["name"], int((vector.get("params") or {}).get("dim", 0)), primary,
+            str(index.get("metric_type") or "L2"), str(index.get("index_type") or ""), dict(index.get("params") or {}),
+        )
+
+    def sample(self, vf: VectorField, limit: int) -> list[tuple[Any, list[float]]]:
+        """Up to ``limit`` (primary key, vector) pairs read from the collection."""
+        rows = call(self.uri, f"read vectors of {vf.collection}", self.client.query, vf.collection, filter="",
+                    output_fields=[vf.primary_key, vf.name], limit=limit, timeout=self.batch_timeout_s)
+        return [(r[vf.primary_key], list(r[vf.name])) for r in rows]
+
+    def scan(self, vf: VectorField, *, filter: str = "", batch_size: int = 5000) -> Iterator[
+        tuple[list[Any], list[list[float]]]
+    ]:
+        """Every (primary keys, vectors) batch of the collection (rows matching ``filter``)."""
+        iterator = call(self.uri, f"read {vf.collection}", self.client.query_iterator, vf.collection,
+                        batch_size=batch_size, filter=filter, output_fields=[vf.primary_key, vf.name],
+                        timeout=self.batch_timeout_s)
+        try:
+            while True:
+                batch = call(self.uri, f"read {vf.collection}", iterator.next)
+                if not batch:
+                    return
+                yield [r[vf.primary_key] for r in batch], [r[vf.name] for r in batch]
+        finally:
+            iterator.close()
+
+    def search_raw(self, collection: str, vectors: list[list[float]], *, anns_field: str, limit: int,
+                   search_params: dict[str, Any], filter: str = "") -> Any:
+        return self.client.search(collection, data=vectors, anns_field=anns_field, limit=limit, filter=filter,
+                                  search_params=search_params, output_fields=[], timeout=self.timeout_s)
+
+    def search_ids(self, collection: str, vectors: list[list[float]], *, anns_field: str, limit: int,
+                   search_params: dict[str, Any], filter: str = "") -> list[list[Any]]:
+        hits = call(self.uri, f"search {collection}", self.search_raw, collection, vectors, anns_field=anns_field,
+                    limit=limit, search_params=search_params, filter=filter)
+        return [[h["id"] for h in per_query] for per_query in hits]
+# -- users, roles and privileges -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    object: str  # Collection, Global, User, Database ...
+    object_name: str
+    privilege: str
+    database: str
+
+    def as_data(self) -> dict[str, Any]:
+        return {"object": self.object, "object_name": self.object_name, "privilege": self.privilege,
+                "database": self.database}
+
+
+def probe_login(uri: str, user: str | None, password: str | None, *, timeout_s: float = 10.0,
+                tls: Mapping[str, str] | None = None) -> str | None:
+    """Try one connection with these credentials (none: anonymous) and one call that needs them.
+
+    Returns None when Milvus let it in, else Milvus' reason. A server that cannot be reached at
+    all is an ``IntegrationError``: that says nothing about authentication.
+    """
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    extra = dict(tls or {})
+    client = None
+    try:
+        # dedicated: pymilvus would otherwise hand back a connection shared with the bot's own client.
+        client = MilvusClient(uri=uri, user=user or "", password=password or "", timeout=timeout_s, dedicated=True,
+                              **extra)
+        client.list_collections(timeout=timeout_s)
+        return None
+    except Exception as exc:
+        refusal = _auth_refusal(exc)
+        if refusal is not None:
+            return refusal
+        text = str(exc.message) if isinstance(exc, MilvusException) else type(exc).__name__
+        raise IntegrationError(f"Cannot reach Milvus at {uri} to probe its login: {text}", system="milvus") from None
+    finally:
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # the probe's answer is already known
+                log.debug("closing probe client failed", exc_info=True)
+
+
+def _auth_refusal(exc: BaseException) -> str | None:
+    """Milvus' words when ``exc`` (or what caused it) is a refused login, else None.
+
+    pymilvus reports a refused login while connecting as a generic "Fail connecting" error; the gRPC
+    status underneath says UNAUTHENTICATED. Later refusals come back as a MilvusException of their own.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        code = getattr(seen, "code", None)
+        if callable(code):
+            try:
+                name = getattr(code(), "name", "")
+            except Exception:  # not a gRPC error after all
+                name = ""
+            if name in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+                details = getattr(seen, "details", None)
+                return str(details() if callable(details) else name)
+        text = str(getattr(seen, "message", "") or "").lower()
+        if any(word in text for word in ("auth check failure", "unauthenticated", "permission deny")):
+            return str(getattr(seen, "message", ""))
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class MilvusSecurity:
+    """Users, roles and grants of one Milvus (needs authorization on); takes an open MilvusClient.
+
+    Passwords pass through and are never part of an error: Milvus' message is scrubbed of them.
+    """
+
+    def __init__(self, client: Any, *, uri: str, timeout_s: float = 10.0) -> None:
+        self.client = client
+        self.uri = uri
+        self.timeout_s = timeout_s
+
+    def _call(self, what: str, fn: Any, *args: Any, secret: str | None = None, **kwargs: Any) -> Any:
+        try:
+            return call(self.uri, what, fn, *args, timeout=self.timeout_s, **kwargs)
+        except NotFound as exc:
+            if not secret:
+                raise
+            # Without the cause: a traceback of it would carry the unscrubbed text.
+            raise NotFound(exc.message.replace(secret, "***")) from None
+        except IntegrationError as exc:
+            if not secret:
+                raise
+            raise IntegrationError(exc.message.replace(secret, "***"), system="milvus") from None
+
+    def users(self) -> list[str]:
+        return sorted(self._call("list users", self.client.list_users))
+
+    def roles_of(self, user: str) -> list[str]:
+        described = self._call(f"describe user {user}", self.client.describe_user, user) or {}
+        return sorted(str(r) for r in described.get("roles") or [])
+
+    def users_with_roles(self) -> dict[str, list[str]]:
+        return {user: self.roles_of(user) for user in self.users()}
+
+    def create_user(self, user: str, password: str) -> None:
+        self._call(f"create user {user}", self.client.create_user, user, password, secret=password)
+
+    def drop_user(self, user: str) -> None:
+        self._call(f"drop user {user}", self.client.drop_user, user)
+
+    def reset_password(self, user: str, password: str) -> list[str]:
+        """Give ``user`` a new password without knowing the old one: recreate it with its roles.
+
+        Milvus' update_password wants the old password, which nobody should know here.
+        """
+        roles = self.roles_of(user)
+        self.drop_user(user)
+        self.create_user(user, password)
+        for role in roles:
+            self.grant_role(user, role)
+        return roles
+
+    def change_password(self, user: str, old_password: str, new_password: str) -> None:
+        """For users that cannot be recreated (root): Milvus checks the old password."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            self.client.update_password(user, old_password, new_password, timeout=self.timeout_s)
+        except MilvusException as exc:
+            message = str(exc.message).replace(old_password, "***").replace(new_password, "***")
+            raise IntegrationError(f"Milvus at {self.uri} failed to change the password of {user}: {message}",
+                                   system="milvus") from None
+
+    def roles(self) -> list[str]:
+        return sorted(self._call("list roles", self.client.list_roles))
+
+    def create_role(self, role: str) -> None:
+        self._call(f"create role {role}", self.client.create_role, role)
+
+    def drop_role(self, role: str) -> None:
+        self._call(f"drop role {role}", self.client.drop_role, role)
+
+    def grant_role(self, user: str, role: str) -> None:
+        self._call(f"grant role {role} to {user}", self.client.grant_role, user, role)
+
+    def revoke_role(self, user: str, role: str) -> None:
+        self._call(f"revoke role {role} from {user}", self.client.revoke_role, user, role)
+
+    def grants(self, role: str) -> list[Grant]:
+        described = self._call(f"describe role {role}", self.client.describe_role, role) or {}
+        result = []
+        for item in described.get("privileges") or []:
+            result.append(Grant(
+                object=str(item.get("object_type", "")), object_name=str(item.get("object_name", "")),
+                privilege=str(item.get("privilege", "")), database=str(item.get("db_name", "") or "default"),
+            ))
+        return sorted(result, key=lambda g: (g.object, g.object_name, g.privilege, g.database))
+
+    def grant(self, role: str, object_type: str, privilege: str, object_name: str, database: str) -> None:
+        self._call(f"grant {privilege} on {object_type} {object_name} to {role}", self.client.grant_privilege,
+                   role, object_type, privilege, object_name, db_name=database)
+
+    def revoke(self, role: str, object_type: str, privilege: str, object_name: str, database: str) -> None:
+        self._call(f"revoke {privilege} on {object_type} {object_name} from {role}", self.client.revoke_privilege,
+                   role, object_type, privilege, object_name, db_name=database)

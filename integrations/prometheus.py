@@ -115,6 +115,24 @@ class Prometheus:
             out.append(Series(dict(item.get("metric", {})), points))
         return out
 
+    def alert_rules(self) -> dict[str, dict[str, str]]:
+        """Alerting rules Prometheus has loaded (rules API): name -> annotations."""
+
+        def fetch() -> Any:
+            response = self.client._session.get(
+                f"{self.client.url}/api/v1/rules", params={"type": "alert"}, timeout=self.timeout_s
+            )
+            response.raise_for_status()
+            return response.json()
+
+        body = self._call("rules request", fetch)
+        rules: dict[str, dict[str, str]] = {}
+        for group in (body.get("data") or {}).get("groups") or []:
+            for rule in group.get("rules") or []:
+                if rule.get("type") == "alerting" and rule.get("name"):
+                    rules[str(rule["name"])] = dict(rule.get("annotations") or {})
+        return rules
+
     def ping(self) -> None:
         """Raise IntegrationError unless Prometheus answers a trivial query."""
         self.query("vector(1)")

@@ -175,6 +175,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for /healthz")
     parser.add_argument("--no-isolate", action="store_true", help="run milvus on the host network")
     parser.add_argument("--prepare-only", action="store_true", help="only fill --bin-cache, then exit")
+    parser.add_argument("--authorization", action="store_true", help="common.security.authorizationEnabled: true")
+    parser.add_argument("--tls-cert", help="server certificate (PEM): turns on TLS (tlsMode 1) on the gRPC port")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    parser.add_argument("--tls-ca", help="CA certificate (PEM) for tls.caPemPath")
+    parser.add_argument("--tls-mode", type=int, choices=(1, 2), default=1, help="1: server TLS, 2: mutual TLS")
     args = parser.parse_args()
 
     if args.prepare_only:
@@ -222,6 +227,15 @@ def main() -> int:
     config.update(proxy_port=INNER_PROXY_PORT if isolated else args.port)
     for component in COMPONENTS_WITH_IP:
         config.set(f"{component}.ip", "127.0.0.1")
+    if args.authorization:
+        config.set("authorization_enabled", True)
+    if args.tls_cert:
+        if not args.tls_key:
+            parser.error("--tls-cert needs --tls-key")
+        config.set("tls_mode", args.tls_mode)
+        config.set("server_pem_path", str(Path(args.tls_cert).resolve()))
+        config.set("server_key_path", str(Path(args.tls_key).resolve()))
+        config.set("ca_pem_path", str(Path(args.tls_ca or args.tls_cert).resolve()))
     server.webservice_port = INNER_METRICS_PORT if isolated else args.metrics_port
 
     stopping = threading.Event()

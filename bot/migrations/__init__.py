@@ -26,11 +26,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("milvus_chatops.state")
 
 HERE = Path(__file__).resolve().parent
-# The hand-written runner's step ids, in order; the first revisions carry the same ids. (0007 and
-# 0008 never shipped under the old runner, but databases made from main between them have them.)
+# The hand-written runner's step ids, in order; the first revisions carry the same ids. (0007 to
+# 0009 never shipped under the old runner, but databases made from main between them have them.)
 LEGACY_STEPS = (
     "0001_core", "0002_outbox", "0003_job_runs", "0004_approvals", "0005_alerts", "0006_backups",
-    "0007_outbox_priority", "0008_alert_storms",
+    "0007_outbox_priority", "0008_alert_storms", "0009_readiness_runs",
 )  # fmt: skip
 # Any constant shared by every replica; PostgreSQL advisory locks are keyed by a bigint.
 _PG_LOCK_KEY = 0x6D696C767573  # "milvus"

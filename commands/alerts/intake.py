@@ -44,7 +44,7 @@ _intake_lock = threading.Lock()
 
 def yield_to_intake(limit: float = 0.02) -> None:
     deadline = time.monotonic() + limit
-    while _intake_inflight and time.monotonic() < deadline:
+    while _intake_inflight and not URGENT.is_set() and time.monotonic() < deadline:
         time.sleep(0.002)
 
 

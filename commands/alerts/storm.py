@@ -284,7 +284,7 @@ def refresh(runtime: Runtime, storm_id: str, unsaved: Iterable[AlertGroup] = ())
     save_storm(runtime, storm)
 
 
-def _group_line(group: AlertGroup, now: dt.datetime) -> str:
+def group_line(group: AlertGroup, now: dt.datetime) -> str:
     env = bk.escape(group.environment or "no environment")
     if group.status == "resolved":
         line = f":white_check_mark: ~{bk.escape(group.severity)}~ *{bk.escape(group.name)}* · {env} · resolved"
@@ -346,7 +346,7 @@ def _pack(groups: list[AlertGroup], policy: StormPolicy, now: dt.datetime, head_
     current: list[AlertGroup] = []
     used = head_chars + 600  # the menus' and sections' own wrapping
     for group in groups:
-        cost = len(json.dumps(_group_line(group, now))) + 2 * len(json.dumps(_option(group))) + 4
+        cost = len(json.dumps(group_line(group, now))) + 2 * len(json.dumps(_option(group))) + 4
         blocks = -(-(len(current) + 1) // _LINES_PER_SECTION) + 1
         if current and (used + cost > _PART_BUDGET or blocks > _PART_BLOCKS or len(current) + 1 > _MAX_OPTIONS):
             parts.append(current)
@@ -359,7 +359,7 @@ def _pack(groups: list[AlertGroup], policy: StormPolicy, now: dt.datetime, head_
 
 
 def _body_blocks(groups: list[AlertGroup], part: int, policy: StormPolicy, now: dt.datetime) -> list[dict[str, Any]]:
-    lines = [_group_line(g, now) for g in groups]
+    lines = [group_line(g, now) for g in groups]
     step = _LINES_PER_SECTION
     blocks = [bk.section("\n".join(lines[i : i + step])) for i in range(0, len(lines), step)]
     return blocks + _group_actions(groups, part, policy, now)

@@ -44,6 +44,7 @@ from commands.alerts.intake import URGENT, WAKE, yield_to_intake
 from commands.alerts.render import render_changes, render_group
 from commands.alerts.silences import ACK_BACKSTOP, alertmanager_for, expire_ack_silences, stale_acks
 from commands.alerts.storm import StormDesk, active_storms, end_quiet_storms, next_to_post, refresh, show
+from commands.alerts.waiting import WaitingLists, is_urgent
 
 if TYPE_CHECKING:
     from bot.context import Runtime
@@ -90,6 +91,8 @@ class AlertWorker:
         self._lease_until = 0.0
         self._desk: StormDesk | None = None
         self._round: list[AlertGroup] = []
+        self._waiting = WaitingLists(runtime)
+        self._stale_storms: set[str] = set()  # digests a round left for the next one to refresh
 
     def start(self) -> None:
         self._stop.clear()
@@ -114,6 +117,14 @@ class AlertWorker:
                 if time.monotonic() >= self._next_reconcile:
                     self.reconcile()
                     self._next_reconcile = time.monotonic() + self.reconcile_interval
+                unplaced = self._waiting.unplaced()
+                if unplaced:
+                    # Poll briefly: the message their list goes on is about to reach Slack.
+                    with GROUP_LOCK:
+                        self._waiting.refresh(unplaced)
+                    if not did and self._waiting.unplaced():
+                        WAKE.wait(0.01)
+                        continue
             except Exception:
                 log.exception("alert worker iteration failed; retrying")
                 did = 0
@@ -142,32 +153,36 @@ class AlertWorker:
             ).mappings().all()
         if not heads:
             return 0
-        chosen = self._choose(heads)
+        chosen = set(self._choose(heads))
         if not chosen:
             return 0
-        with store.begin() as conn:
-            rows = conn.execute(select(t).where(t.c.id.in_(chosen)).order_by(t.c.id)).mappings().all()
-        batches: dict[str, list[Any]] = {}
-        for row in rows:
-            batches.setdefault(row["group_id"], []).append(row)
-        order = sorted(
-            batches.values(),
-            key=lambda rs: (SEVERITY_RANK.get(highest_severity(r["severity"] for r in rs), 9), rs[0]["id"]),
-        )
-        # Emergency and critical groups get a round of their own, first, without stepping aside for
-        # the intake: their messages are queued before the warnings are even looked at.
-        urgent = [rs for rs in order if SEVERITY_RANK.get(highest_severity(r["severity"] for r in rs), 9) <= 1]
-        rest = order[len(urgent):]
-        chunks = [(urgent[i : i + GROUPS_PER_ROUND], True) for i in range(0, len(urgent), GROUPS_PER_ROUND)]
-        chunks += [(rest[i : i + GROUPS_PER_ROUND], False) for i in range(0, len(rest), GROUPS_PER_ROUND)]
+        # Emergency and critical groups get rounds of their own, first, without stepping aside for
+        # the intake: their messages are queued before the warnings' payloads are even read.
+        urgent_groups = {r["group_id"] for r in heads if r["id"] in chosen and SEVERITY_RANK.get(r["severity"], 9) <= 1}
         handled = 0
-        for chunk, is_urgent in chunks:
-            if self._stop.is_set():
-                break
-            done = self._process_round(chunk, urgent=is_urgent)
-            handled += sum(len(rows) for rows in chunk[:done])
-            if done < len(chunk):
-                break  # an urgent notification arrived: look again, it goes first
+        for urgent, ids in (
+            (True, [r["id"] for r in heads if r["id"] in chosen and r["group_id"] in urgent_groups]),
+            (False, [r["id"] for r in heads if r["id"] in chosen and r["group_id"] not in urgent_groups]),
+        ):
+            if not ids:
+                continue
+            with store.begin() as conn:
+                rows = conn.execute(select(t).where(t.c.id.in_(ids)).order_by(t.c.id)).mappings().all()
+            batches: dict[str, list[Any]] = {}
+            for row in rows:
+                batches.setdefault(row["group_id"], []).append(row)
+            order = sorted(
+                batches.values(),
+                key=lambda rs: (SEVERITY_RANK.get(highest_severity(r["severity"] for r in rs), 9), rs[0]["id"]),
+            )
+            for i in range(0, len(order), GROUPS_PER_ROUND):
+                chunk = order[i : i + GROUPS_PER_ROUND]
+                if self._stop.is_set():
+                    return handled
+                done = self._process_round(chunk, urgent=urgent)
+                handled += sum(len(rows) for rows in chunk[:done])
+                if done < len(chunk):
+                    return handled  # an urgent notification arrived: look again, it goes first
         return handled
 
     def _choose(self, heads: Iterable[Any]) -> list[int]:
@@ -266,7 +281,19 @@ class AlertWorker:
                     conn.execute(update(t).where(t.c.id.in_(untouched)).values(state="pending"))
                 if failed:
                     conn.execute(update(t).where(t.c.id.in_(failed)).values(state="failed", processed_at=utcnow()))
-            # The digests show the groups as committed just now.
+            # Urgent groups whose post waits for the channel's pace are shown at once meanwhile;
+            # before the digests, whose rendering is the slow part of a round.
+            channels = {g.channel for g in done if g.channel and is_urgent(g)} | self._waiting.channels_showing()
+            if channels:
+                self._waiting.refresh(channels, {g.ref for g in done if g.own_message})
+            # The digests show the groups as committed just now; when another emergency or critical
+            # notification is waiting, after its round (rendering a digest takes tens of ms).
+            self._desk.touched |= self._stale_storms
+            if URGENT.is_set():
+                self._stale_storms = set(self._desk.touched)
+                self._desk.touched.clear()
+            else:
+                self._stale_storms = set()
             self._desk.finish()
             self._desk, self._round = None, []
         for group in done:
@@ -401,6 +428,11 @@ class AlertWorker:
         if not self._hold_lease():
             return
         with GROUP_LOCK:
+            # Posts went out since the last round: lists of groups no longer waiting come off.
+            self._waiting.refresh(self._waiting.channels_showing())
+            for storm_id in sorted(self._stale_storms):
+                refresh(self.runtime, storm_id)
+            self._stale_storms = set()
             for storm_id in end_quiet_storms(self.runtime):
                 refresh(self.runtime, storm_id)
             for storm in active_storms(self.runtime):

@@ -23,6 +23,8 @@ from commands.deploy.history import history_reply
 from commands.deploy.lock import check_lock
 from commands.deploy.prepare import helm_settings, prepare, preview
 from commands.deploy.rollback import request_rollback
+from commands.readiness.gate import deploy_gate
+from commands.security.values import certificate_for
 
 
 class DeployArgs(BaseModel):
@@ -31,6 +33,7 @@ class DeployArgs(BaseModel):
     plan: str | None = Field(None, description="plan id from `/milvus plan` to take resources from")
     set: list[str] = Field(default_factory=list, description="Helm value override key=value (repeatable)")
     dry_run: bool = Field(False, description="show the diff and risks, check the render; change nothing")
+    override_checklist: bool = Field(False, description="admin only: deploy although readiness checklist items fail")
 
 
 class RollbackArgs(BaseModel):
@@ -60,7 +63,8 @@ def deploy(ctx: Context, args: DeployArgs) -> Reply:
     prepared = prepare(ctx.runtime, env, inputs)
     view = preview(ctx, env, prepared)
     view.kube = ctx.services.kube(env).prepare(
-        prepared.namespace, prepared.release, Services.kube_target(env).client_namespaces, dry_run=True
+        prepared.namespace, prepared.release, Services.kube_target(env).client_namespaces, dry_run=True,
+        certificate=certificate_for(env, prepared.release, prepared.namespace),
     )
     title = f"Deploy Milvus {prepared.milvus_version} to {env.name}"
     data = view.to_data()
@@ -81,12 +85,13 @@ def deploy(ctx: Context, args: DeployArgs) -> Reply:
         return Reply(text=f"Dry run: {title}. Nothing was changed.", blocks=blocks, data={**data, "dry_run": True},
                      files=[view.diff_attachment(f"dry run: {title}")])
     check_lock(ctx.runtime, env.name)
+    readiness = deploy_gate(ctx, env, override=args.override_checklist)
     if env.needs_approval:
         digest = payload_hash(prepared.payload)
         diff = view.diff_attachment(title, payload_hash=digest)
         request = Approvals(ctx.runtime).request(
-            ctx, kind="deploy", env=env.name, title=title, summary_blocks=view.blocks(), payload=prepared.payload,
-            files=[diff],
+            ctx, kind="deploy", env=env.name, title=title, summary_blocks=[*readiness, *view.blocks()],
+            payload=prepared.payload, files=[diff],
         )
         text = (
             f"Approval requested: {title} (request `{request.id}`, hash `{request.short_hash}`); "

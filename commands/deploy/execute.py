@@ -20,6 +20,7 @@ from commands.approvals.workflow import ApprovalRequest, Approvals, payload_hash
 from commands.deploy.lock import check_lock, lock_name
 from commands.deploy.prepare import Prepared, helm_settings, image_of, prepare
 from commands.deploy.rollout import RolloutWatcher
+from commands.security.values import certificate_for
 from integrations.helm import HelmFailed, duration_seconds
 from integrations.kubernetes import KubeCluster, milvus_selector, readiness
 
@@ -84,7 +85,8 @@ def _deploy_locked(ctx: Context, env: Environment, prepared: Prepared, progress:
     helm_cfg = helm_settings(env)
     p = prepared
     before = helm.status(p.release, p.namespace)
-    prep = kube.prepare(p.namespace, p.release, Services.kube_target(env).client_namespaces)
+    prep = kube.prepare(p.namespace, p.release, Services.kube_target(env).client_namespaces,
+                        certificate=certificate_for(env, p.release, p.namespace))
     progress(f":gear: Namespace `{p.namespace}`: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in prep.items()))
     progress(
         f":rocket: helm upgrade --install {p.release} {bk.escape(p.chart)} --version {p.chart_version} "

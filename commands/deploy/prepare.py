@@ -20,6 +20,7 @@ from bot.reply import Attachment
 from bot.services import Services
 from commands.deploy import review
 from commands.plan.values import chart_version_for, deep_merge, parse_set, values_for
+from commands.security.values import security_risks, security_settings, with_security
 from integrations.helm import ReleaseStatus, valid_chart, valid_namespace, valid_release
 from integrations.kubernetes import milvus_selector, readiness
 
@@ -110,6 +111,7 @@ def prepare(runtime: Runtime, env: Environment, inputs: dict[str, Any]) -> Prepa
     else:
         values = deep_merge(helm.values, {"image": {"all": {"tag": image_tag}}})
         values = deep_merge(values, overrides)
+    values = with_security(env, values)
     # JSON round trip: the hash and the stored payload must see exactly the same types.
     values = json.loads(json.dumps(values, default=str))
     return Prepared(env.name, release, namespace, chart, chart_version, version, image_tag, values, inputs)
@@ -309,6 +311,8 @@ class Preview:
     blockers: list[str]
     running: RunningVersion = RunningVersion(None, "not read")
     kube: dict[str, str] = field(default_factory=dict)
+    # Shown first: an approver must not miss a change that turns Milvus security off.
+    security_risks: list[str] = field(default_factory=list)
 
     @property
     def image_after(self) -> str:
@@ -337,7 +341,11 @@ class Preview:
         p, cur = self.prepared, self.current
         chart_before = f"{cur.chart}-{cur.chart_version}" if cur else "not installed"
         chart_after = f"{p.chart.rsplit('/', 1)[-1]}-{p.chart_version}"
-        blocks = [
+        blocks = []
+        if self.security_risks:
+            blocks.append(bk.section("*Security risks*\n" + "\n".join(
+                f":rotating_light: {bk.escape(r)}" for r in self.security_risks)))
+        blocks += [
             *review.security_blocks(self.diff, self.diff_filename),
             bk.fields(
                 [
@@ -349,6 +357,9 @@ class Preview:
                 ]
             ),
         ]
+        blocks.append(bk.section("*Security*\n" + "\n".join(
+            f"{':lock:' if s.secure else ':unlock:'} {bk.escape(s.label)}: {bk.escape(s.value)}"
+            for s in security_settings(p.values))))
         if self.risks:
             blocks.append(bk.section("*Risks*\n" + "\n".join(f":warning: {bk.escape(r)}" for r in self.risks)))
         if self.blockers:
@@ -385,8 +396,9 @@ class Preview:
                 "changed": sorted(self.diff["changed"]),
                 "removed": sorted(self.diff["removed"]),
             },
-            "risks": self.risks,
+            "risks": [*self.security_risks, *self.risks],
             "blockers": self.blockers,
+            "security": [s.to_data() for s in security_settings(p.values)],
             "kubernetes": self.kube,
         }
 
@@ -397,5 +409,6 @@ def preview(ctx: Context, env: Environment, prepared: Prepared) -> Preview:
     current_values = helm.get_values(prepared.release, prepared.namespace) if current else {}
     running = running_version(ctx, env, current, current_values)
     risks, blockers = assess(current, current_values, prepared, running)
+    secured = security_risks(current_values, prepared.values, production=env.production)
     return Preview(prepared, current, current_values, values_diff(current_values, prepared.values), risks, blockers,
-                   running)
+                   running, security_risks=secured)

@@ -199,9 +199,13 @@ def plan_reply(ctx: Context, raw: dict[str, Any]) -> Reply:
             "No Helm values: a plan beyond one cluster has nothing to deploy. Split the data and plan each part."
         )
     else:
+        # Imported here: commands.security builds on commands.plan's values, not the other way round.
+        from commands.security.values import security_layer
+
         filename = f"milvus-values-{plan_id}.yaml"
         files.append(
-            Attachment(filename, render_values(p).encode(), title=f"Helm values for plan {plan_id} ({_describe(inp)})")
+            Attachment(filename, render_values(p, base=security_layer(env) if env else None).encode(),
+                       title=f"Helm values for plan {plan_id} ({_describe(inp)})")
         )
         footer.append(f"Helm values attached as `{filename}` (chart {chart_version_for(inp.milvus_version)}).")
         target, why_not = deploy_target(ctx, env, inp)

@@ -14,7 +14,15 @@ from bot.errors import IntegrationError
 from bot.reply import Attachment
 from bot.units import format_duration, parse_duration
 from commands.reports import charts as ch
-from commands.reports.checks import CollectionNames, capacity_lines, collection_names_from, health_lines, recommend
+from commands.reports.checks import (
+    CollectionNames,
+    Line,
+    Status,
+    capacity_lines,
+    collection_names_from,
+    health_lines,
+    recommend,
+)
 from commands.reports.forecast import DAY
 from commands.reports.queries import capacity_queries, capacity_range_queries, health_queries, latency_range_queries
 from commands.reports.render import Kind, Report
@@ -131,7 +139,14 @@ def make_report(
     try:
         th = runtime.config.health_thresholds
         if kind == "health":
-            return build_health(prom, env, th, charts=charts)
+            report = build_health(prom, env, th, charts=charts)
+            # Imported here: the certificate probe belongs to the security capability; reports borrow it.
+            from commands.security.watch import certificate_status
+
+            certificate = certificate_status(runtime, env)
+            if certificate is not None:
+                report.lines.append(Line("certificate", "TLS certificate", Status(certificate[0]), certificate[1]))
+            return report
         return build_capacity(
             prom,
             env,

@@ -63,7 +63,7 @@ def test_the_previous_release_database_is_recognised_upgraded_and_keeps_its_data
     upgrade = cli("db", "upgrade", data_dir=tmp_path, env={"MILVUS_CHATOPS_DATABASE_URL": db_url})
     assert upgrade.returncode == 0, upgrade.stderr
     # Recognised at the old runner's last step: only what came after it runs, no table is re-created.
-    assert "applied 0007_outbox_priority, 0008_alert_storms, 0009_retire_runner;" in upgrade.stdout
+    assert "applied 0007_outbox_priority, 0008_alert_storms, 0009_readiness_runs, 0010_retire_runner;" in upgrade.stdout
     assert "0001_core" not in upgrade.stdout
 
     store = Store(db_url)
@@ -79,7 +79,7 @@ def test_the_previous_release_database_is_recognised_upgraded_and_keeps_its_data
     assert counts == {
         "audit_log": 2, "claims": 1, "locks": 1, "kv": 1, "outbox": 1, "message_refs": 1, "job_runs": 1,
         "approval_requests": 1, "approval_votes": 1, "alert_notifications": 1, "alert_groups": 1, "backups": 1,
-        "alert_storms": 0,
+        "alert_storms": 0, "readiness_runs": 0,
     }
     assert tuple(pending) == ("pending", "Deploy Milvus 2.4.14 to prod")
     assert backup[0] == 1000 and backup[1] == 48_128
@@ -114,6 +114,7 @@ def test_replicas_starting_together_apply_each_revision_once(db_url):
     for t in threads:
         t.join(60)
     assert errors == []
-    assert sorted(applied) == [[], [], [], ["0007_outbox_priority", "0008_alert_storms", "0009_retire_runner"]]
+    new = ["0007_outbox_priority", "0008_alert_storms", "0009_readiness_runs", "0010_retire_runner"]
+    assert sorted(applied) == [[], [], [], new]
     for store in stores:
         store.engine.dispose()

@@ -17,7 +17,10 @@ client uses:
 - ``?watch=true`` streaming JSON lines, resuming from ``resourceVersion``.
 
 It runs no controllers: tests set pod and workload status with ``set_pod``,
-``set_deployment``... as a cluster would have.  Every request is recorded.
+``set_deployment``... as a cluster would have.  The one exception is opt-in:
+``replace_deleted_pods(namespace)`` makes a pod deleted through the API come
+back as a controller would bring it (a new pod, Ready after a delay), for
+failure drills.  Every request is recorded.
 """
 
 from __future__ import annotations
@@ -330,6 +333,7 @@ class FakeKube:
         self._requests: list[KubeRequest] = []
         self._faults: list[_Fault] = []
         self._logs: dict[tuple[str, str], str] = {}
+        self._replacing: dict[str, tuple[float, bool]] = {}  # namespace -> (ready after s, keep name)
         self._rv = itertools.count(100)
         self._last_rv = 99
         for name in INITIAL_NAMESPACES:
@@ -574,6 +578,35 @@ class FakeKube:
             key = (api_version, plural, (namespace or "default") if namespaced else "", name)
             self._remove(key)
 
+    def replace_deleted_pods(self, namespace: str, *, ready_after_s: float = 1.0, keep_name: bool = False) -> None:
+        """Pods deleted through the API in ``namespace`` are replaced as a ReplicaSet (new name) or a
+        StatefulSet (``keep_name``) would: same labels and image, Pending at once, Ready after
+        ``ready_after_s``."""
+        with self._lock:
+            self._replacing[namespace] = (ready_after_s, keep_name)
+
+    def _replace(self, gone: dict[str, Any]) -> None:
+        meta = gone.get("metadata", {})
+        namespace = meta.get("namespace", "")
+        if namespace not in self._replacing:
+            return
+        ready_after_s, keep_name = self._replacing[namespace]
+        name = meta["name"] if keep_name else f"{meta['name'].rsplit('-', 1)[0]}-{uuid.uuid4().hex[:5]}"
+        labels = dict(meta.get("labels") or {})
+        containers = (gone.get("spec") or {}).get("containers") or [{}]
+        image = containers[0].get("image") or "milvusdb/milvus:v2.4.5"
+        self.set_pod(namespace, name, labels, ready=False, phase="Pending", image=image)
+        generation = self._events
+
+        def ready() -> None:
+            with self._lock:
+                if self._events is generation and not self._stopping:
+                    self.set_pod(namespace, name, labels, ready=True, image=image)
+
+        timer = threading.Timer(ready_after_s, ready)
+        timer.daemon = True
+        timer.start()
+
     def set_pod_log(self, namespace: str, name: str, text: str) -> None:
         with self._lock:
             self._logs[(namespace, name)] = text
@@ -798,6 +831,8 @@ def _handle(
             if existing is None:
                 raise _not_found(route.plural, route.name)
             gone = fake._remove(key)
+            if route.plural == "pods" and gone is not None:
+                fake._replace(gone)
             return 200, gone
         if method in ("PUT", "PATCH"):
             if existing is None:
@@ -988,7 +1023,10 @@ def _make_handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
                 if parts.path in ("/version", "/version/"):
                     status = 200
                     self._send_json(
-                        200, {"major": "1", "minor": "29", "gitVersion": "v1.29.0-fake", "platform": "linux/amd64"}
+                        200,
+                        {"major": "1", "minor": "29", "gitVersion": "v1.29.0-fake", "gitCommit": "0" * 40,
+                         "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.21.5",
+                         "compiler": "gc", "platform": "linux/amd64"},
                     )
                     return
                 if parts.path in ("/api", "/api/"):

@@ -13,6 +13,7 @@ skips the test locally with the command that installs it; under CI
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from typing import Any, NoReturn
 import pytest
 
 from tests.support import servers
+from tests.support.certs import SelfSignedCertificate, make_certificate
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 from tests.support.fake_slack import FakeSlack
@@ -220,6 +222,36 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.
         missing_dependency(reason)
     server = servers.start_milvus_server(tmp_path_factory.mktemp("milvus-server"))
     yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class SecuredMilvus:
+    server: servers.ProcessServer
+    uri: str  # https://127.0.0.1:P
+    certificate: SelfSignedCertificate
+
+
+# Short-lived on purpose: the certificate watch's thresholds are reached by moving "now", not the clock.
+SECURED_CERT_LIFETIME = dt.timedelta(days=2)
+
+
+@pytest.fixture(scope="session")
+def secured_milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredMilvus]:
+    """A real Milvus 2.3.5 with ``common.security.authorizationEnabled: true`` and TLS (tlsMode 1) on
+    its gRPC port, with a certificate from a test CA that expires two days after start. Root's
+    password is the default ``Milvus``; a test that changes it changes it back. Mark users ``slow``."""
+    reason = servers.milvus_server_available()
+    if reason:
+        missing_dependency(reason)
+    base = tmp_path_factory.mktemp("secured-milvus")
+    cert = make_certificate(base / "certs", valid_for=SECURED_CERT_LIFETIME)
+    server = servers.start_milvus_server(
+        base / "server",
+        extra_args=["--authorization", "--tls-cert", str(cert.cert), "--tls-key", str(cert.key),
+                    "--tls-ca", str(cert.ca)],
+    )
+    yield SecuredMilvus(server, f"https://127.0.0.1:{server.port}", cert)
     server.stop()
 
 

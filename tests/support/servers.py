@@ -432,7 +432,9 @@ def milvus_server_available() -> str | None:
     return None
 
 
-def start_milvus_server(data_dir: str | Path, *, timeout: float = 120.0) -> ProcessServer:
+def start_milvus_server(
+    data_dir: str | Path, *, timeout: float = 120.0, extra_args: list[str] | None = None
+) -> ProcessServer:
     """A real Milvus 2.3.5 standalone (scripts/milvus-server.py) on 127.0.0.1.
 
     ``uri``: gRPC for pymilvus; ``metrics_url``: ``http://127.0.0.1:P/metrics``
@@ -460,6 +462,7 @@ def start_milvus_server(data_dir: str | Path, *, timeout: float = 120.0) -> Proc
             str(MILVUS_BIN_CACHE),
             "--timeout",
             str(timeout),
+            *(extra_args or []),
         ]
         ready_line: dict[str, Any] = {}
         log_path = base / f"milvus-server-{attempt}.log"

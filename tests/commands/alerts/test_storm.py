@@ -262,3 +262,62 @@ def test_with_post_rest_the_other_groups_get_their_own_messages_once_the_queue_h
     texts = [m.text for m in fake_slack.messages("C0WARN")]
     assert texts[0].startswith("[ALERT STORM")
     assert len(texts) == 1 + len(names)
+
+
+def first_shown(fake_slack, channel: str, names: list[str]) -> dict[str, float]:
+    """Name -> when Slack first accepted a message or an update in ``channel`` that shows it."""
+    seen: dict[str, float] = {}
+    for call in fake_slack.calls():
+        if not call.ok or call.method not in ("chat.postMessage", "chat.update"):
+            continue
+        if call.params.get("channel") != channel:
+            continue
+        text = json.dumps([call.params.get("text"), call.params.get("blocks")])
+        for name in names:
+            if name not in seen and name in text:
+                seen[name] = call.at
+    return seen
+
+
+def test_critical_groups_are_on_screen_before_the_warning_backlog_drains_and_no_group_is_lost(
+    tmp_path, fake_slack, alertmanager, harness
+):
+    fake_slack.limit_posts(per_second=1)
+    from tests.commands.alerts.helpers import config_dict
+
+    config = config_dict(alertmanager.url)
+    config["alert_storm"] = {"post_rest": True}  # the warnings queue up for their own messages too
+    runtime, outbox = make_runtime(tmp_path / "data", fake_slack.api_url, config=config)
+    runtime.config.channels.alerts.critical = None
+    runtime.config.channels.alerts.warning = None
+    runtime.config.channels.alerts.default = "C0PAGE"
+    worker = AlertWorker(runtime, poll_interval=0.05)
+    harness.runtime = runtime
+    outbox.start()
+    worker.start()
+    tag = uuid.uuid4().hex[:5]
+    warnings = [f"Backlog{tag}{i:02d}" for i in range(16)]
+    criticals = [f"Page{tag}{i}" for i in range(4)]
+    try:
+        am_post_alerts(alertmanager.url, am_alerts(warnings, "warning"))
+        # The warnings are being worked off at Slack's pace when the critical groups arrive.
+        wait_for(lambda: first_shown(fake_slack, "C0PAGE", warnings), timeout=20)
+        am_post_alerts(alertmanager.url, am_alerts(criticals, "critical"))
+        # The backlog drains: with post_rest every group ends up with its own message.
+        wait_for(lambda: {m.text.split("] ")[1].split(" ")[0] for m in group_messages(fake_slack, "C0PAGE")}
+                 >= set(warnings + criticals), timeout=90,
+                 message=lambda: f"{len(group_messages(fake_slack, 'C0PAGE'))} group messages so far")
+    finally:
+        worker.stop()
+        outbox.stop()
+    shown = first_shown(fake_slack, "C0PAGE", warnings + criticals)
+    assert set(shown) == set(warnings + criticals)  # no group lost
+    last_warning_post = max(
+        c.at for c in fake_slack.calls("chat.postMessage")
+        if c.ok and any(n in (c.params.get("text") or "") for n in warnings)
+    )
+    late = [n for n in criticals if shown[n] >= last_warning_post]
+    assert not late, f"critical groups shown only after the warning backlog drained: {late}"
+    # Each group's own message once: shown early did not mean posted twice.
+    own = [m.text.split("] ")[1].split(" ")[0] for m in group_messages(fake_slack, "C0PAGE")]
+    assert sorted(own) == sorted(warnings + criticals)

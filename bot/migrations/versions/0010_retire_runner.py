@@ -1,14 +1,14 @@
 """Drop the table of the hand-written runner that Alembic replaced.
 
-Revision ID: 0009_retire_runner
-Revises: 0008_alert_storms
+Revision ID: 0010_retire_runner
+Revises: 0009_readiness_runs
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_retire_runner"
-down_revision = "0008_alert_storms"
+revision = "0010_retire_runner"
+down_revision = "0009_readiness_runs"
 branch_labels = None
 depends_on = None
 
