@@ -40,13 +40,15 @@ def _checks_for(env: Environment) -> list[tuple[str, Callable[[], str | None]]]:
     return checks
 
 
-def check_config(settings: Settings) -> int:
+def check_config(settings: Settings, label: str | None = None) -> int:
+    """Print what is valid and reachable; 0 all good, 1 invalid, 2 something unreachable or unset.
+    ``label`` names the file in messages when it is checked under another name (init's draft)."""
     try:
         config = load_config(settings.config_path, settings.data_dir)
     except ChatOpsError as exc:
         print(exc.user_text(), file=sys.stderr)
         return 1
-    source = settings.config_path or "embedded default"
+    source = label or settings.config_path or "embedded default"
     print(f"config: {source}: valid ({len(config.environments)} environment(s))")
     failures = 0
     for env in config.environments.values():

@@ -8,68 +8,31 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from bot.access import Identity
 from bot.dispatch import Dispatcher, Outcome
 from bot.reply import Attachment, Message, Reply
-
-BOLD, DIM, RESET, UNDERLINE = "\033[1m", "\033[2m", "\033[0m", "\033[4m"
-
-
-def _plain(mrkdwn: str) -> str:
-    """Enough of mrkdwn undone to read comfortably in a terminal."""
-    text = mrkdwn.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    return text
+from bot.terminal import Style, mrkdwn, render_blocks
 
 
 class BlockRenderer:
-    def __init__(self, color: bool) -> None:
-        self.color = color
+    """Messages as terminal text (bot/terminal.py). ``interactive``: buttons can be pressed here, so
+    they are listed with numbers; elsewhere (``run``) they are left out."""
 
-    def _style(self, text: str, *codes: str) -> str:
-        return "".join(codes) + text + RESET if self.color else text
+    def __init__(self, color: bool, *, interactive: bool = True, names: dict[str, str] | None = None) -> None:
+        self.color = color
+        self.interactive = interactive
+        self.style = Style(color, (names or {}).get)
 
     def render(self, text: str, blocks: list[dict[str, Any]], buttons: list[dict[str, Any]]) -> str:
         """Return the rendering; buttons found are appended to ``buttons`` and numbered from there."""
-        if not blocks:
-            return _plain(text)
-        out: list[str] = []
-        for block in blocks:
-            kind = block.get("type")
-            if kind == "header":
-                out.append(self._style(block["text"]["text"], BOLD, UNDERLINE))
-            elif kind == "section":
-                if "text" in block:
-                    out.append(_plain(block["text"]["text"]))
-                cells = [_plain(f["text"]).replace("\n", ": ", 1) for f in block.get("fields", [])]
-                for left, right in zip(cells[::2], [*cells[1::2], ""], strict=False):
-                    out.append(f"  {left:<38} {right}".rstrip())
-                accessory = block.get("accessory")
-                if accessory and accessory.get("type") == "button":
-                    buttons.append(accessory)
-                    out.append(f"  [{len(buttons)}] {accessory['text']['text']}")
-            elif kind == "context":
-                parts = [_plain(e.get("text", e.get("alt_text", ""))) for e in block.get("elements", [])]
-                out.append(self._style("  " + " · ".join(parts), DIM))
-            elif kind == "divider":
-                out.append("─" * 60)
-            elif kind == "actions":
-                labels = []
-                for element in block.get("elements", []):
-                    if element.get("type") != "button":
-                        continue
-                    if element.get("url"):
-                        labels.append(f"{element['text']['text']} <{element['url']}>")
-                        continue
-                    buttons.append(element)
-                    labels.append(f"[{len(buttons)}] {element['text']['text']}")
-                out.append("  " + "   ".join(labels))
-            elif kind == "image":
-                out.append(f"  (image: {block.get('alt_text', '')})")
-        return "\n".join(out)
+        return render_blocks(text, blocks, self.style, buttons if self.interactive else None)
+
+    def text(self, mrkdwn_text: str) -> str:
+        return mrkdwn(mrkdwn_text, self.style)
 
 
 class ConsoleMessenger:
@@ -157,14 +120,15 @@ class Console:
         self.out = out
 
     def _progress(self, text: str) -> None:
-        print(f"  … {text}", file=self.out, flush=True)
+        print(f"  … {self.messenger.renderer.text(text)}", file=self.out, flush=True)
 
     def _identity(self, user_id: str) -> Identity:
         return self.dispatcher.runtime.identity(user_id)
 
     def show(self, outcome: Outcome) -> None:
         reply = outcome.reply
-        if reply.modal:
+        if reply.modal and not reply.text:
+            # Handlers that open a form say what to type instead; say it here only when none did.
             print(self._modal_hint(reply.modal), file=self.out)
         payload = reply_payload(reply)
         print(self.messenger.renderer.render(payload["text"], payload["blocks"], self.messenger.buttons), file=self.out)
@@ -199,7 +163,7 @@ class Console:
         if line.startswith("/milvus") or line.split()[0] in self.dispatcher.registry.groups():
             self._run(line, self.user)
             return True
-        print("Type `/milvus help`, a button number, `as <user-id> [command]`, or `exit`.", file=self.out)
+        print("Type /milvus help, a button number, as <user-id> [command], or exit.", file=self.out)
         return True
 
     def _run(self, command: str, user: str) -> None:
@@ -225,26 +189,36 @@ class Console:
         )
         self.show(outcome)
 
-    def loop(self, stdin: TextIO = sys.stdin) -> None:
-        interactive = stdin.isatty()
+    def loop(self, stdin: TextIO = sys.stdin, history: Path | None = None) -> None:
         print(
-            textwrap.dedent(
-                f"""\
-                milvus-chatops console: you are {self.user}. Type /milvus help, a button number to press it,
-                `as <user-id>` to switch user, `exit` to leave."""
-            ),
+            f"milvus-chatops console: you are {self.user}. Type /milvus help, a button number to press it,\n"
+            "as <user-id> to switch user, exit to leave." + (" Up and down arrows recall earlier lines." if
+                                                              stdin.isatty() else ""),
             file=self.out,
         )
-        while True:
-            if interactive:
-                try:
-                    line = input("/milvus> " if interactive else "")
-                except EOFError:
-                    break
-            else:
-                line = stdin.readline()
-                if not line:
-                    break
-                print(f"> {line.rstrip()}", file=self.out)
+        for line in self._lines(stdin, history):
             if not self.handle_line(line):
                 break
+
+    def _lines(self, stdin: TextIO, history: Path | None) -> Iterator[str]:
+        if not stdin.isatty():
+            # Piped input: echo each line, so a transcript reads like the session it replays.
+            for line in stdin:
+                print(f"> {line.rstrip()}", file=self.out)
+                yield line
+            return
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+        if history is not None:
+            history.parent.mkdir(parents=True, exist_ok=True)
+        session: PromptSession[str] = PromptSession(
+            history=FileHistory(str(history)) if history is not None else InMemoryHistory()
+        )
+        while True:
+            try:
+                yield session.prompt("/milvus> ")
+            except KeyboardInterrupt:
+                continue  # Ctrl-C clears the line, as in a shell; Ctrl-D leaves
+            except EOFError:
+                return

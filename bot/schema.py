@@ -1,18 +1,16 @@
 """Every table the bot keeps, in one place, so the whole state can be read at a glance.
 
-Features add their tables here and a step to ``MIGRATIONS`` below; steps are applied once, in order,
-and recorded in ``schema_migrations``, on SQLite and PostgreSQL alike.
+These are the models the code reads and writes through. The database gets them from Alembic
+revisions in bot/migrations/versions: a change here needs a new revision there (a test compares the
+two and prints what is missing; docs/state-store.md shows the steps).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    Connection,
     DateTime,
     Float,
     Index,
@@ -21,17 +19,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    inspect,
 )
 
 metadata = MetaData()
-
-schema_migrations = Table(
-    "schema_migrations",
-    metadata,
-    Column("id", String(100), primary_key=True),
-    Column("applied_at", DateTime(timezone=True), nullable=False),
-)
 
 audit_log = Table(
     "audit_log",
@@ -279,53 +269,3 @@ readiness_runs = Table(
     Column("result", JSON, nullable=False),
     Index("ix_readiness_env_kind", "environment", "kind", "finished_at"),
 )
-
-
-def _create(*tables: Table) -> Callable[[Connection], None]:
-    def step(conn: Connection) -> None:
-        for table in tables:
-            table.create(conn, checkfirst=True)
-
-    return step
-
-
-def _add_columns(table: Table, *column_names: str) -> Callable[[Connection], None]:
-    """Add columns declared on ``table`` to a database created before they existed; a database
-    created since already has them (its create step builds the table as declared now)."""
-
-    def step(conn: Connection) -> None:
-        existing = {c["name"] for c in inspect(conn).get_columns(table.name)}
-        for column_name in column_names:
-            if column_name in existing:
-                continue
-            column = table.c[column_name]
-            ddl = column.type.compile(dialect=conn.dialect)
-            default = column.server_default.arg if column.server_default is not None else None  # type: ignore[attr-defined]
-            not_null = " NOT NULL" if not column.nullable else ""
-            conn.exec_driver_sql(
-                f"ALTER TABLE {table.name} ADD COLUMN {column_name} {ddl}"
-                + (f" DEFAULT {default}" if default is not None else "") + not_null
-            )
-
-    return step
-
-
-def _steps(*steps: Callable[[Connection], None]) -> Callable[[Connection], None]:
-    def step(conn: Connection) -> None:
-        for each in steps:
-            each(conn)
-
-    return step
-
-
-MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
-    ("0001_core", _create(schema_migrations, audit_log, claims, locks, kv)),
-    ("0002_outbox", _create(outbox, message_refs)),
-    ("0003_job_runs", _create(job_runs)),
-    ("0004_approvals", _create(approval_requests, approval_votes)),
-    ("0005_alerts", _create(alert_notifications, alert_groups)),
-    ("0006_backups", _create(backups)),
-    ("0007_outbox_priority", _add_columns(outbox, "priority")),
-    ("0008_alert_storms", _steps(_add_columns(alert_groups, "storm_id", "own_message"), _create(alert_storms))),
-    ("0009_readiness_runs", _create(readiness_runs)),
-]

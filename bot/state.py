@@ -69,26 +69,13 @@ class Store:
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
     def migrate(self) -> list[str]:
-        """Apply pending migration steps; returns the ids applied now."""
-        applied_now: list[str] = []
+        """Apply pending schema revisions (bot/migrations); returns the ids applied now."""
+        from bot.migrations import upgrade
+
         try:
-            with self.engine.begin() as conn:
-                schema.schema_migrations.create(conn, checkfirst=True)
-            for step_id, step in schema.MIGRATIONS:
-                with self.engine.begin() as conn:
-                    done = conn.execute(
-                        select(schema.schema_migrations.c.id).where(schema.schema_migrations.c.id == step_id)
-                    ).first()
-                    if done:
-                        continue
-                    step(conn)
-                    conn.execute(insert(schema.schema_migrations).values(id=step_id, applied_at=utcnow()))
-                    applied_now.append(step_id)
+            return upgrade(self.engine)
         except SQLAlchemyError as exc:
-            raise IntegrationError(f"state store at {self.safe_url} cannot be migrated", system="state") from exc
-        if applied_now:
-            log.info("state store migrated: %s", ", ".join(applied_now))
-        return applied_now
+            raise IntegrationError(f"state store at {self.safe_url} cannot be upgraded", system="state") from exc
 
     @property
     def safe_url(self) -> str:

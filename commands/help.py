@@ -26,7 +26,7 @@ class HelpArgs(BaseModel):
 def help_command(ctx: Context, args: HelpArgs) -> Reply:
     if args.topic:
         return _one(ctx.runtime.registry, " ".join(args.topic).lower(), _example_env(ctx))
-    lines = [f"`{spec.name}` {spec.summary}" for specs in ctx.runtime.registry.groups().values() for spec in specs]
+    lines = [f"`{spec.name}` — {spec.summary}" for specs in ctx.runtime.registry.groups().values() for spec in specs]
     text = "\n".join(lines)
     envs = ", ".join(ctx.config.environments)
     return Reply(

@@ -35,6 +35,8 @@ apt_missing=()
 command -v prometheus >/dev/null 2>&1 || apt_missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || apt_missing+=(prometheus-alertmanager)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || apt_missing+=(postgresql)
+# kubectl renders deploy/'s kustomizations in tests (tests/deploy); no cluster is contacted.
+command -v kubectl >/dev/null 2>&1 || apt_missing+=(kubectl)
 
 if [ "${SKIP_APT:-}" = "1" ]; then
     log "SKIP_APT=1: not installing ${apt_missing[*]:-anything}"
@@ -58,7 +60,7 @@ elif [ "${#apt_missing[@]}" -gt 0 ]; then
     cleanup_policy
     trap - EXIT
 else
-    log "prometheus, prometheus-alertmanager and postgresql already installed"
+    log "prometheus, prometheus-alertmanager, postgresql and kubectl already installed"
 fi
 
 # ---------------------------------------------------------------- Milvus 2.3.5 venv

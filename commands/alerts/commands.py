@@ -85,6 +85,15 @@ def list_alerts(ctx: Context, args: AlertsArgs) -> Reply:
     visible = [g for g in groups if policy.role_in(ctx.user, g.environment) is not None][: args.limit]
     where = f" in `{bk.escape(args.env)}`" if args.env else ""
     if not visible:
+        scope = [ctx.runtime.environment(args.env)] if args.env else list(ctx.config.environments.values())
+        if not any(env.alertmanager_url for env in scope):
+            # "Nothing is firing" would claim a watch that nobody keeps here.
+            key = f"environments.{scope[0].name if len(scope) == 1 else '<env>'}.alertmanager_url"
+            text = (
+                f":grey_question: No Alertmanager is connected{where}, so no alerts can arrive: set `{key}` and "
+                "point Alertmanager's webhook at the bot's `/alertmanager`."
+            )
+            return Reply(text=text, blocks=[bk.section(text)], data={"groups": []})
         text = f":white_check_mark: Nothing is firing{where}."
         return Reply(text=text, blocks=[bk.section(text)], data={"groups": []})
     now = utcnow()

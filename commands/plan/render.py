@@ -226,7 +226,8 @@ def plan_reply(ctx: Context, raw: dict[str, Any]) -> Reply:
             )
         else:
             footer.append(why_not)
-        footer.append(f"Deploy it with `/milvus deploy <env> --plan {plan_id}`.")
+        if target:  # offer the command only where it can work
+            footer.append(f"Deploy it with `/milvus deploy {target} --plan {plan_id}`.")
     blocks.append(bk.actions(*buttons))
     if sources:
         footer.append("Inputs: " + "; ".join(sources) + ".")

@@ -27,5 +27,7 @@ class CapacityArgs(BaseModel):
 )
 def capacity_command(ctx: Context, args: CapacityArgs) -> Reply:
     window = parse_window(args.window)
-    ctx.progress(f"querying Prometheus for {ctx.require_env().name} over {args.window}")
+    env = ctx.require_env()
+    ctx.services.prometheus(env)  # none configured: say so now, not after "querying Prometheus"
+    ctx.progress(f"querying Prometheus for {env.name} over {args.window}")
     return report_on_demand(ctx, "capacity", window=window, charts=not args.no_chart)

@@ -87,11 +87,11 @@ def list_reports(ctx: Context, args: ReportsArgs) -> Reply:
                     "last_run": last,
                 }
             )
-    blocks = [
-        bk.header("Scheduled reports"),
-        bk.section("\n".join(lines)),
-        bk.context("Admins: `/milvus reports run <health|capacity> [env]` runs one now."),
-    ]
+    if any(env.prometheus_url for env in config.environments.values()):
+        footer = "Admins: `/milvus reports run <health|capacity> [env]` runs one now."
+    else:  # offer no command that can only fail
+        footer = "Reports read Prometheus: set `environments.<env>.prometheus_url` to have them."
+    blocks = [bk.header("Scheduled reports"), bk.section("\n".join(lines)), bk.context(footer)]
     return Reply(text="Scheduled reports:\n" + "\n".join(lines), blocks=blocks, data={"reports": data})
 
 
@@ -110,6 +110,7 @@ class RunArgs(BaseModel):
 )
 def run_now(ctx: Context, args: RunArgs) -> Reply:
     env = ctx.require_env()
+    ctx.services.prometheus(env)  # none configured: say that first, it is what the report needs
     kind: Kind = args.kind
     schedule = getattr(ctx.config.reports, kind)
     channels = ctx.config.channels_for(env)

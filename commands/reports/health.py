@@ -24,5 +24,7 @@ class HealthArgs(BaseModel):
     examples=("/milvus health prod", "/milvus health prod --no-chart"),
 )
 def health_command(ctx: Context, args: HealthArgs) -> Reply:
-    ctx.progress(f"querying Prometheus for {ctx.require_env().name}")
+    env = ctx.require_env()
+    ctx.services.prometheus(env)  # none configured: say so now, not after "querying Prometheus"
+    ctx.progress(f"querying Prometheus for {env.name}")
     return report_on_demand(ctx, "health", charts=not args.no_chart)

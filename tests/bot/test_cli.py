@@ -11,8 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(*args: str, data_dir: Path, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MILVUS_CHATOPS_DATA_DIR": str(data_dir)}
+def cli(
+    *args: str, data_dir: Path, stdin: str | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MILVUS_CHATOPS_DATA_DIR": str(data_dir), **(env or {})}
     env.pop("MILVUS_CHATOPS_CONFIG", None)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
@@ -28,7 +30,7 @@ def cli(*args: str, data_dir: Path, stdin: str | None = None, timeout: float = 1
 def test_help_lists_the_commands_without_loading_heavy_clients(tmp_path):
     out = cli("--help", data_dir=tmp_path)
     assert out.returncode == 0
-    for word in ("serve", "console", "run", "check-config"):
+    for word in ("serve", "console", "run", "check-config", "init", "db"):
         assert word in out.stdout
     # How fast that is, is measured in bench/bench_serve.py; here: the clients stay unimported.
     traced = subprocess.run(
@@ -89,7 +91,7 @@ def test_console_renders_blocks_numbers_buttons_and_switches_user(tmp_path):
     out = cli("console", data_dir=tmp_path, stdin=script)
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "`local`: admin" in text
+    assert "local: admin" in text
     assert "Now acting as U0SOMEONE." in text
-    assert "`local`: no access" in text
+    assert "local: no access" in text
     assert "Show your roles in each environment" in text  # the help for whoami, as the local operator

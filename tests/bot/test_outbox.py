@@ -190,20 +190,20 @@ def test_a_429_on_an_urgent_post_still_waits_retry_after_for_the_whole_channel(o
 
 
 def test_a_store_from_before_priorities_is_migrated_and_its_queue_still_drains(tmp_path, client, fake_slack):
-    from sqlalchemy import delete, inspect
+    from sqlalchemy import inspect
+
+    from bot.migrations import upgrade
 
     store = Store(f"sqlite:///{tmp_path / 'old.db'}")
-    store.migrate()
     # What a store created by the previous release looks like: no priority column, one row queued.
+    upgrade(store.engine, target="0006_backups")
     with store.begin() as conn:
-        conn.exec_driver_sql("ALTER TABLE outbox DROP COLUMN priority")
-        conn.execute(delete(schema.schema_migrations).where(schema.schema_migrations.c.id == "0007_outbox_priority"))
         conn.exec_driver_sql(
             "INSERT INTO outbox (channel, op, ref, payload, state, attempts, not_before, created_at) "
             "VALUES ('C13', 'post', 'old:1', '{\"text\": \"queued before the upgrade\", \"blocks\": []}', "
             "'pending', 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
         )
-    assert store.migrate() == ["0007_outbox_priority"]
+    assert store.migrate()[0] == "0007_outbox_priority"
     with store.begin() as conn:
         assert "priority" in {c["name"] for c in inspect(conn).get_columns("outbox")}
     box = Outbox(store, client)

@@ -6,9 +6,7 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import select
 
-from bot import schema
 from bot.state import Store
 
 
@@ -19,13 +17,6 @@ def store(request, tmp_path):
     store.migrate()
     yield store
     store.engine.dispose()
-
-
-def test_migrations_apply_once_and_are_recorded(store):
-    assert store.migrate() == []  # already applied by the fixture
-    with store.begin() as conn:
-        applied = [r[0] for r in conn.execute(select(schema.schema_migrations.c.id))]
-    assert applied == [step for step, _ in schema.MIGRATIONS]
 
 
 def test_a_claim_is_won_by_exactly_one_of_many_concurrent_callers(store):

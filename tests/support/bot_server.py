@@ -42,8 +42,9 @@ class BotServer:
             self.config_path.write_text(config)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        inherited = {k: v for k, v in os.environ.items() if k != "SLACK_APP_TOKEN"}
         self.env = {
-            **os.environ,
+            **inherited,
             "MILVUS_CHATOPS_DATA_DIR": str(data_dir),
             "SLACK_API_URL": slack_api_url,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
@@ -52,7 +53,6 @@ class BotServer:
             "PYTHONUNBUFFERED": "1",
             **env,
         }
-        self.env.pop("SLACK_APP_TOKEN", None)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "serve.log"
         self.slack = SignedSlackClient(self.url, SIGNING_SECRET)

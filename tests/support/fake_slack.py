@@ -250,6 +250,7 @@ class FakeSlack:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._ts_base = int(time.time())
+        self._socket_mode: Any = None  # a FakeSocketMode, for apps.connections.open
         self._init_state()
 
     # ----------------------------------------------------------------- lifecycle
@@ -320,6 +321,10 @@ class FakeSlack:
         return f"{self.url}/response/{response_id}"
 
     # ------------------------------------------------------------ configuration
+    def attach_socket_mode(self, socket_mode: Any) -> None:
+        """``apps.connections.open`` hands out URLs of this FakeSocketMode (None: detach)."""
+        self._socket_mode = socket_mode
+
     def set_usergroup(self, usergroup_id: str, members: list[str]) -> None:
         with self._lock:
             self._usergroups[usergroup_id] = list(members)
@@ -534,6 +539,15 @@ class FakeSlack:
         try:
             if not token:
                 raise SlackApiFailure("not_authed")
+            if method == "apps.connections.open":
+                # Only an app-level token opens a Socket Mode connection, as with Slack.
+                if not token.startswith("xapp-"):
+                    raise SlackApiFailure("not_allowed_token_type")
+                if self._socket_mode is None:
+                    raise SlackApiFailure("not_allowed_token_type")
+                body = {"ok": True, "url": self._socket_mode.new_url()}
+                self._record(method, params, headers, 200, body)
+                return 200, {}, body
             if self.bot_token is not None and token != self.bot_token:
                 raise SlackApiFailure("invalid_auth")
             handler = _HANDLERS.get(method)

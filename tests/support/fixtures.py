@@ -28,6 +28,7 @@ from tests.support.certs import SelfSignedCertificate, make_certificate
 from tests.support.fake_helm import FakeHelm
 from tests.support.fake_kube import FakeKube
 from tests.support.fake_slack import FakeSlack
+from tests.support.fake_socket_mode import FakeSocketMode
 from tests.support.wait import wait_for
 
 INSTALL_HINT = "run: bash scripts/install-test-deps.sh"
@@ -52,6 +53,15 @@ def fake_slack(fake_slack_server: FakeSlack) -> FakeSlack:
     """The FAKE Slack Web API (``api_url`` for WebClient), emptied for each test."""
     fake_slack_server.reset()
     return fake_slack_server
+
+
+@pytest.fixture
+def fake_socket_mode(fake_slack: FakeSlack) -> Iterator[FakeSocketMode]:
+    """A FAKE Socket Mode endpoint, handed out by the fake Slack's ``apps.connections.open``."""
+    with FakeSocketMode() as socket_mode:
+        fake_slack.attach_socket_mode(socket_mode)
+        yield socket_mode
+        fake_slack.attach_socket_mode(None)
 
 
 # ------------------------------------------------------------------ Kubernetes
