@@ -20,29 +20,12 @@ from tests.commands.alerts.helpers import (
     OPERATOR,
     PROD_ONLY,
     VIEWER,
-    WebhookHarness,
-    alertmanager_yaml,
     am_get,
     am_post_alerts,
     am_state,
     make_runtime,
 )
-from tests.support.servers import start_alertmanager
 from tests.support.wait import wait_for
-
-
-@pytest.fixture(scope="module")
-def harness():
-    h = WebhookHarness()
-    yield h
-    h.close()
-
-
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory, harness):
-    server = start_alertmanager(tmp_path_factory.mktemp("am"), alertmanager_yaml(harness.url))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

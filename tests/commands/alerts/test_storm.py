@@ -10,16 +10,12 @@ import json
 import uuid
 from typing import Any
 
-import pytest
-
 from bot.access import Identity
 from bot.dispatch import Dispatcher
 from commands.alerts.worker import AlertWorker
 from tests.commands.alerts.helpers import (
     OPERATOR,
-    WebhookHarness,
     alert,
-    alertmanager_yaml,
     am_post_alerts,
     am_state,
     deliver,
@@ -27,22 +23,7 @@ from tests.commands.alerts.helpers import (
     notification,
     resolved,
 )
-from tests.support.servers import start_alertmanager
 from tests.support.wait import wait_for
-
-
-@pytest.fixture(scope="module")
-def harness():
-    h = WebhookHarness()
-    yield h
-    h.close()
-
-
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory, harness):
-    server = start_alertmanager(tmp_path_factory.mktemp("am"), alertmanager_yaml(harness.url))
-    yield server
-    server.stop()
 
 
 def digests(fake_slack, channel: str) -> list[Any]:
