@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-import hashlib
 import io
 import logging
 import os
@@ -329,7 +328,3 @@ class LocalStore:
                 parent.rmdir()
                 parent = parent.parent
         return deleted
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import blocks as bk
@@ -643,12 +643,6 @@ class ThreadProgress:
         self.runtime.messenger.post(
             self.request.channel or "", Message(text, [bk.section(text)]), thread_ref=self.request.message_ref
         )
-
-
-def count_pending(runtime: Runtime) -> int:
-    t = schema.approval_requests
-    with runtime.store.begin() as conn:
-        return int(conn.execute(select(func.count()).select_from(t).where(t.c.state == "pending")).scalar_one())
 
 
 def expire_approvals(runtime: Runtime) -> None:
