@@ -64,3 +64,40 @@ def test_a_worker_lease_is_extended_by_its_holder_and_never_free_in_between(stor
     assert first is not None and extended is not None and extended.expires_at > first.expires_at
     assert not store.hold("outbox-worker", "B", "drains the outbox", dt.timedelta(seconds=30))
     assert store.holder("outbox-worker").owner == "A"
+
+
+def test_a_failed_write_gives_its_turn_back_so_other_threads_write_at_once(store):
+    # SQLite writers of one process take turns (bot/state.py); a turn kept after a rollback would
+    # stall every other writer, the alert webhook included, for the 30 s the turn is waited for.
+    assert store.claim("deploy:1", "alice")
+    assert not store.claim("deploy:1", "bob")  # IntegrityError: rolled back
+    written = threading.Event()
+
+    def write_elsewhere() -> None:
+        store.claim("deploy:2", "carol")
+        written.set()
+
+    threading.Thread(target=write_elsewhere, daemon=True).start()
+    assert written.wait(5), "a write from another thread waited for a turn nobody gave back"
+    assert store.claim_owner("deploy:2") == "carol"
+
+
+def test_many_threads_writing_at_once_all_succeed(store):
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def write(i: int) -> None:
+        barrier.wait()
+        try:
+            for n in range(25):
+                store.claim(f"key:{i}:{n}", f"writer{i}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert all(store.claim_owner(f"key:{i}:24") == f"writer{i}" for i in range(8))
