@@ -43,7 +43,12 @@ POST_INTERVAL_S = 1.0  # chat.postMessage: about one per second per channel
 UPDATE_INTERVAL_S = 0.25  # chat.update is Tier 3 (50+/min workspace-wide); spread across channels
 # Updates may go back to back up to this many (refilled at UPDATE_INTERVAL_S each), so an update
 # that shows an emergency does not wait behind the pace of the digest updates queued before it.
-UPDATE_BURST = 5
+UPDATE_BURST = 12
+# Updates below PRIORITY_URGENT leave this many of those tokens unspent: in a storm, routine updates
+# (a digest, a group's growing alert count) would otherwise spend the burst, and the update that first
+# shows a critical group would wait a quarter of a second per token.
+URGENT_UPDATE_RESERVE = 6
+PRIORITY_URGENT = 50
 MAX_BACKOFF_S = 60.0
 LEASE_TTL = dt.timedelta(seconds=30)
 METADATA_EVENT = "milvus_chatops_message"
@@ -318,8 +323,8 @@ class Outbox:
             wait = self._wait_for(row["channel"], row, now_mono, now)
             if wait > 0:
                 next_delay = min(next_delay, wait)
-                if self._update_tokens < 1:
-                    break  # the lane's pace, not this row's backoff: the rest wait as well
+                if self._update_tokens < _tokens_needed(row):
+                    break  # the lane's pace, not this row's backoff: the rest (no more urgent) wait as well
                 continue
             self._update_tokens -= 1
             self._send(row)
@@ -351,7 +356,8 @@ class Outbox:
             elapsed = now_mono - self._update_refilled_at
             self._update_tokens = min(float(UPDATE_BURST), self._update_tokens + elapsed / UPDATE_INTERVAL_S)
             self._update_refilled_at = now_mono
-            rate = (1 - self._update_tokens) * UPDATE_INTERVAL_S if self._update_tokens < 1 else 0.0
+            need = _tokens_needed(row)
+            rate = (need - self._update_tokens) * UPDATE_INTERVAL_S if self._update_tokens < need else 0.0
         else:
             rate = self._channel_ready_at.get(channel, 0.0) - now_mono
         return max(backoff, rate, 0.0)
@@ -521,6 +527,11 @@ def header_value(headers: Any, name: str) -> str | None:
         if key.lower() == name.lower():
             return str(value[0] if isinstance(value, list) and value else value)
     return None
+
+
+def _tokens_needed(row: dict[str, Any]) -> float:
+    """Tokens the update lane must hold before ``row`` may go (it spends one)."""
+    return 1.0 if row["priority"] >= PRIORITY_URGENT else 1.0 + URGENT_UPDATE_RESERVE
 
 
 def _backoff(attempts: int) -> float:

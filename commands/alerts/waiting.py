@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from bot import blocks as bk
 from bot import schema
+from bot.outbox import PRIORITY_URGENT
 from bot.reply import Message
 from bot.state import utcnow
 from commands.alerts.groups import SEVERITY_RANK, AlertGroup
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
     from bot.context import Runtime
 
 _MAX_LINES = 20
-# Above the digests' updates: the list is the only place these groups are visible yet.
-WAITING_PRIORITY = 50
+# Above the digests' updates, and urgent in the outbox's update lane (it may spend the tokens kept for
+# such updates): the list is the only place these groups are visible yet.
+WAITING_PRIORITY = PRIORITY_URGENT
 UNPLACED_POLL_S = 5.0
 
 

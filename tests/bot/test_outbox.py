@@ -214,3 +214,25 @@ def test_a_store_from_before_priorities_is_migrated_and_its_queue_still_drains(t
     finally:
         box.stop()
     assert texts(fake_slack, "C13") == ["urgent after the upgrade", "queued before the upgrade"]
+
+
+def test_routine_updates_leave_tokens_for_an_update_that_first_shows_something_urgent(outbox, fake_slack):
+    # A storm queues many routine updates (digests, growing groups); the update that first shows a
+    # critical group must not wait a quarter of a second per token behind them.
+    from bot.outbox import PRIORITY_URGENT
+
+    outbox.start()
+    refs = [outbox.post(f"C2{i:02d}", Message(f"message {i}"), ref=f"m:{i}") for i in range(14)]
+    wait_for(lambda: outbox.pending() == 0, timeout=20)
+    outbox.stop()  # the routine backlog is all there when sending starts, as in a storm
+    for ref in refs[:13]:
+        outbox.update(ref, Message(f"{ref}, routine update"))
+    outbox.start()
+    wait_for(lambda: len(fake_slack.calls("chat.update")) >= 3, timeout=10)
+    outbox.update(refs[13], Message("urgent: a critical group is waiting"), priority=PRIORITY_URGENT)
+    wait_for(lambda: outbox.pending() == 0, timeout=20)
+    updates = [c.params.get("text") or "" for c in fake_slack.calls("chat.update")]
+    assert len(updates) == 14
+    # Spending the whole burst on the 13 routine updates would leave the urgent one waiting behind
+    # most of them; it overtakes all but the first few.
+    assert updates.index("urgent: a critical group is waiting") <= 8, updates
