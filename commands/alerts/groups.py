@@ -17,6 +17,7 @@ critical -> alerts.critical, alerts.default; warning -> alerts.warning, alerts.d
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import threading
@@ -70,6 +71,13 @@ def parse_time(value: Any) -> dt.datetime | None:
     """Alertmanager's RFC 3339 times (nanoseconds, ``Z``); the zero time means "not set"."""
     if not isinstance(value, str) or not value or value.startswith("0001-"):
         return None
+    return _parse_rfc3339(value)
+
+
+# A storm digest reads every alert's start time on each render, and the same few thousand strings
+# come back render after render.
+@functools.lru_cache(maxsize=8192)
+def _parse_rfc3339(value: str) -> dt.datetime | None:
     text = value.replace("Z", "+00:00")
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:

@@ -149,8 +149,11 @@ class StormDesk:
     the digests of ``touched`` storms are refreshed after that commit.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, defer_digests: bool = False) -> None:
         self.runtime = runtime
+        # In a round of emergency and critical groups the digest waits for the next round: rendering
+        # it takes tens of milliseconds, and the next critical group's first message must not.
+        self.defer_digests = defer_digests
         self.touched: set[str] = set()
         self._storms: dict[str, Storm | None] = {}
         self._expected: dict[str, int] = {}
@@ -241,7 +244,8 @@ class StormDesk:
         # Queue the digest now, ahead of any message this round is still to post: the round's end
         # brings it up to date (while it waits, by rewriting it).
         joining.storm_id = storm.id
-        refresh(self.runtime, storm.id, [*in_round.values(), joining])
+        if not self.defer_digests:
+            refresh(self.runtime, storm.id, [*in_round.values(), joining])
         return storm
 
 
@@ -336,7 +340,7 @@ def _group_actions(groups: list[AlertGroup], part: int, policy: StormPolicy, now
     return [bk.actions(*elements, block_id=f"storm-groups:{part}")] if elements else []
 
 
-def _pack(groups: list[AlertGroup], policy: StormPolicy, now: dt.datetime, head_chars: int) -> list[list[AlertGroup]]:
+def _pack(groups: list[AlertGroup], lines: dict[str, str], head_chars: int) -> list[list[AlertGroup]]:
     """Split the groups into parts that each fit one message, whole groups only.
 
     Sizes are added up per group (its line and its two menu options) rather than re-rendering each
@@ -346,7 +350,7 @@ def _pack(groups: list[AlertGroup], policy: StormPolicy, now: dt.datetime, head_
     current: list[AlertGroup] = []
     used = head_chars + 600  # the menus' and sections' own wrapping
     for group in groups:
-        cost = len(json.dumps(group_line(group, now))) + 2 * len(json.dumps(_option(group))) + 4
+        cost = len(json.dumps(lines[group.id])) + 2 * len(json.dumps(_option(group))) + 4
         blocks = -(-(len(current) + 1) // _LINES_PER_SECTION) + 1
         if current and (used + cost > _PART_BUDGET or blocks > _PART_BLOCKS or len(current) + 1 > _MAX_OPTIONS):
             parts.append(current)
@@ -358,8 +362,10 @@ def _pack(groups: list[AlertGroup], policy: StormPolicy, now: dt.datetime, head_
     return parts
 
 
-def _body_blocks(groups: list[AlertGroup], part: int, policy: StormPolicy, now: dt.datetime) -> list[dict[str, Any]]:
-    lines = [group_line(g, now) for g in groups]
+def _body_blocks(
+    groups: list[AlertGroup], lines_of: dict[str, str], part: int, policy: StormPolicy, now: dt.datetime
+) -> list[dict[str, Any]]:
+    lines = [lines_of[g.id] for g in groups]
     step = _LINES_PER_SECTION
     blocks = [bk.section("\n".join(lines[i : i + step])) for i in range(0, len(lines), step)]
     return blocks + _group_actions(groups, part, policy, now)
@@ -401,14 +407,15 @@ def render_digest(storm: Storm, groups: list[AlertGroup], policy: StormPolicy) -
             bk.section(summary_text(storm, groups, ended)),
         ]
     head_chars = sum(len(json.dumps(b)) for b in head)
-    parts = _pack(groups, policy, now, head_chars)
+    line_of = {g.id: group_line(g, now) for g in groups}  # each once: sizing and rendering both need it
+    parts = _pack(groups, line_of, head_chars)
     messages = []
     total = len(parts)
     for index, part_groups in enumerate(parts):
         blocks = list(head) if index == 0 else [
             bk.context(f":cyclone: Alert storm digest, part {index + 1} of {total}")
         ]
-        blocks += _body_blocks(part_groups, index, policy, now)
+        blocks += _body_blocks(part_groups, line_of, index, policy, now)
         if index == 0 and total > 1:
             blocks.append(bk.context(f"Continued in {total - 1} more message(s) below."))
         state = "ALERT STORM" if storm.state == "active" else "ALERT STORM OVER"

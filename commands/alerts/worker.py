@@ -57,6 +57,10 @@ NOTIFICATION_RETENTION = dt.timedelta(days=14)
 GROUP_RETENTION = dt.timedelta(days=30)
 # Groups folded per transaction; bounds how long a button press may wait for the group lock.
 GROUPS_PER_ROUND = 25
+# A storm's digest is rendered at most this often while groups keep changing. Rendering one takes
+# tens of milliseconds of the interpreter that also takes in webhooks, and Slack takes an update of
+# it only every few hundred milliseconds anyway (the outbox's update lane).
+DIGEST_REFRESH_S = 0.5
 
 
 class AlertWorker:
@@ -93,6 +97,7 @@ class AlertWorker:
         self._round: list[AlertGroup] = []
         self._waiting = WaitingLists(runtime)
         self._stale_storms: set[str] = set()  # digests a round left for the next one to refresh
+        self._digest_refreshed: dict[str, float] = {}  # storm id -> when its digest was last rendered
 
     def start(self) -> None:
         self._stop.clear()
@@ -111,7 +116,10 @@ class AlertWorker:
         while not self._stop.is_set():
             try:
                 did = self.run_once()
-                if time.monotonic() >= self._next_storm_check:
+                # Housekeeping waits while an emergency or critical notification does: run_once first.
+                if self._stale_storms and not URGENT.is_set():
+                    self.refresh_stale_digests()
+                if time.monotonic() >= self._next_storm_check and not URGENT.is_set():
                     self.check_storms()
                     self._next_storm_check = time.monotonic() + 1.0
                 if time.monotonic() >= self._next_reconcile:
@@ -129,7 +137,7 @@ class AlertWorker:
                 log.exception("alert worker iteration failed; retrying")
                 did = 0
             if not did:
-                WAKE.wait(self.poll_interval)
+                WAKE.wait(min(self.poll_interval, DIGEST_REFRESH_S) if self._stale_storms else self.poll_interval)
                 WAKE.clear()
                 # Webhooks wake us constantly in a storm; look at most every 50 ms, unless an
                 # emergency or critical notification is waiting.
@@ -158,31 +166,38 @@ class AlertWorker:
             return 0
         # Emergency and critical groups get rounds of their own, first, without stepping aside for
         # the intake: their messages are queued before the warnings' payloads are even read.
-        urgent_groups = {r["group_id"] for r in heads if r["id"] in chosen and SEVERITY_RANK.get(r["severity"], 9) <= 1}
+        ids_by_group: dict[str, list[int]] = {}
+        severities: dict[str, list[str]] = {}
+        for r in heads:
+            if r["id"] in chosen:
+                ids_by_group.setdefault(r["group_id"], []).append(r["id"])
+                severities.setdefault(r["group_id"], []).append(r["severity"])
+        order = sorted(
+            ids_by_group,
+            key=lambda gid: (SEVERITY_RANK.get(highest_severity(severities[gid]), 9), ids_by_group[gid][0]),
+        )
+        urgent_groups = [gid for gid in order if SEVERITY_RANK.get(highest_severity(severities[gid]), 9) <= 1]
+        rest = order[len(urgent_groups):]
         handled = 0
-        for urgent, ids in (
-            (True, [r["id"] for r in heads if r["id"] in chosen and r["group_id"] in urgent_groups]),
-            (False, [r["id"] for r in heads if r["id"] in chosen and r["group_id"] not in urgent_groups]),
-        ):
-            if not ids:
-                continue
+        step = GROUPS_PER_ROUND
+        chunks = [(True, urgent_groups[i : i + step]) for i in range(0, len(urgent_groups), step)]
+        chunks += [(False, rest[i : i + step]) for i in range(0, len(rest), step)]
+        for urgent, group_ids in chunks:
+            if self._stop.is_set() or (not urgent and URGENT.is_set()):
+                return handled  # an urgent notification arrived: look again, it goes first
+            # Payloads (the bulk of each row) are read a round at a time, so reading them never
+            # holds up an emergency or critical notification that arrives meanwhile.
+            ids = [i for gid in group_ids for i in ids_by_group[gid]]
             with store.begin() as conn:
                 rows = conn.execute(select(t).where(t.c.id.in_(ids)).order_by(t.c.id)).mappings().all()
-            batches: dict[str, list[Any]] = {}
+            batches: dict[str, list[Any]] = {gid: [] for gid in group_ids}
             for row in rows:
-                batches.setdefault(row["group_id"], []).append(row)
-            order = sorted(
-                batches.values(),
-                key=lambda rs: (SEVERITY_RANK.get(highest_severity(r["severity"] for r in rs), 9), rs[0]["id"]),
-            )
-            for i in range(0, len(order), GROUPS_PER_ROUND):
-                chunk = order[i : i + GROUPS_PER_ROUND]
-                if self._stop.is_set():
-                    return handled
-                done = self._process_round(chunk, urgent=urgent)
-                handled += sum(len(rows) for rows in chunk[:done])
-                if done < len(chunk):
-                    return handled  # an urgent notification arrived: look again, it goes first
+                batches[row["group_id"]].append(row)
+            chunk = [batch for batch in batches.values() if batch]
+            done = self._process_round(chunk, urgent=urgent)
+            handled += sum(len(rows) for rows in chunk[:done])
+            if done < len(chunk):
+                return handled
         return handled
 
     def _choose(self, heads: Iterable[Any]) -> list[int]:
@@ -253,7 +268,7 @@ class AlertWorker:
         done: list[AlertGroup] = []
         failed: list[int] = []
         with GROUP_LOCK:
-            self._desk, self._round = StormDesk(runtime), done
+            self._desk, self._round = StormDesk(runtime, defer_digests=urgent), done
             known = load_groups(runtime, [rows[0]["group_id"] for rows in batches])
             for rows in batches:
                 self._desk.expect(self._new_post_channel(known.get(rows[0]["group_id"]), rows))
@@ -288,12 +303,9 @@ class AlertWorker:
                 self._waiting.refresh(channels, {g.ref for g in done if g.own_message})
             # The digests show the groups as committed just now; when another emergency or critical
             # notification is waiting, after its round (rendering a digest takes tens of ms).
-            self._desk.touched |= self._stale_storms
-            if URGENT.is_set():
-                self._stale_storms = set(self._desk.touched)
-                self._desk.touched.clear()
-            else:
-                self._stale_storms = set()
+            stale = self._desk.touched | self._stale_storms
+            self._desk.touched = set() if urgent or URGENT.is_set() else self._due(stale)
+            self._stale_storms = stale - self._desk.touched
             self._desk.finish()
             self._desk, self._round = None, []
         for group in done:
@@ -422,6 +434,23 @@ class AlertWorker:
             if gone or ran_out:
                 self._resolve_from_reconcile(group.id, gone, now)
 
+    def _due(self, storms: set[str]) -> set[str]:
+        """The digests among ``storms`` not refreshed in the last DIGEST_REFRESH_S; counted as
+        refreshed from now on."""
+        now = time.monotonic()
+        due = {s for s in storms if now - self._digest_refreshed.get(s, 0.0) >= DIGEST_REFRESH_S}
+        for storm_id in due:
+            self._digest_refreshed[storm_id] = now
+        return due
+
+    def refresh_stale_digests(self, *, all_of_them: bool = False) -> None:
+        """Digests that rounds left for later (urgent rounds, or refreshed too recently)."""
+        with GROUP_LOCK:
+            due = set(self._stale_storms) if all_of_them else self._due(self._stale_storms)
+            for storm_id in sorted(due):
+                refresh(self.runtime, storm_id)
+            self._stale_storms -= due
+
     def check_storms(self) -> None:
         """End storms that are over (their digest then shows the summary) and, where the policy asks
         for it, post the rest of a storm's groups one by one once the channel's queue has drained."""
@@ -430,9 +459,7 @@ class AlertWorker:
         with GROUP_LOCK:
             # Posts went out since the last round: lists of groups no longer waiting come off.
             self._waiting.refresh(self._waiting.channels_showing())
-            for storm_id in sorted(self._stale_storms):
-                refresh(self.runtime, storm_id)
-            self._stale_storms = set()
+            self.refresh_stale_digests(all_of_them=True)
             for storm_id in end_quiet_storms(self.runtime):
                 refresh(self.runtime, storm_id)
             for storm in active_storms(self.runtime):
