@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -53,6 +55,51 @@ access:
   - {role: operator, users: [U0OPERATOR]}
 """
 CHANNEL = {"critical": "C0CRIT", "warning": "C0WARN", "info": "C0INFO"}
+
+
+def wait_until_idle(bot: BotServer, *, busy_below: float = 0.05, timeout: float = 60.0) -> None:
+    """Until the bot's process has used under ``busy_below`` of a CPU for a whole second: start-up
+    work such as the chart warm-up (matplotlib's import) would otherwise compete with the storm."""
+    assert bot.proc is not None
+    stat = Path(f"/proc/{bot.proc.pid}/stat")
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds() -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = cpu_seconds()
+        if now - before < busy_below:
+            return
+        before = now
+    raise SystemExit(f"the bot stayed busy for {timeout:.0f} s after start-up; not measuring a storm on top of it")
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` onto ``cpus`` (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def isolate(bot: BotServer, *others: int) -> str:
+    """The bot gets a CPU of its own; Alertmanager, the fake Slack and this script share the rest.
+
+    In production Slack and Alertmanager run elsewhere; here they share two cores with the bot, and
+    Alertmanager's own receiver retrying hundreds of 429s would otherwise be measured as bot latency.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "not isolated (one CPU)"
+    assert bot.proc is not None
+    pin(bot.proc.pid, {cpus[-1]})
+    for pid in (os.getpid(), *others):
+        pin(pid, set(cpus[:-1]))
+    return f"bot on CPU {cpus[-1]}, Alertmanager, fake Slack and this script on CPU {','.join(map(str, cpus[:-1]))}"
 
 
 def severity_for(group: int) -> str:
@@ -97,6 +144,9 @@ def main() -> int:
     )
     parser.add_argument("--versus-alertmanager", action="store_true",
                         help="side by side with Alertmanager's own Slack receiver (see the module doc)")
+    parser.add_argument("--no-isolate", dest="isolate", action="store_false",
+                        help="with --versus-alertmanager: leave the bot on the CPUs it shares with "
+                             "Alertmanager and the fake Slack")
     parser.add_argument("--stages", action="store_true",
                         help="with --versus-alertmanager: per critical group, when it was stored, worked, "
                              "queued and first shown in Slack")
@@ -142,7 +192,7 @@ def main() -> int:
         try:
             # Measure the steady state, not start-up: let the server's background threads (outbox,
             # alert worker, scheduler) settle and its HTTP path warm up before the storm.
-            time.sleep(3)
+            wait_until_idle(bot)
             for _ in range(200):
                 bot.http.get("/healthz")
                 bot.http.post("/alertmanager", content=b"{}")  # 401: the HTTP path without the store
@@ -436,7 +486,8 @@ def versus_alertmanager(args: argparse.Namespace) -> int:
         bot.start(timeout=60)
         am = start_alertmanager(Path(tmp) / "am", versus_am_config(f"{bot.url}/alertmanager", slack.api_url))
         try:
-            time.sleep(3)  # let serve's background threads settle
+            placement = isolate(bot, am.process.pid) if args.isolate else "not isolated"
+            wait_until_idle(bot)  # start-up work (warm-ups) must not be measured as storm latency
             started = time.time()
             _am_push(am.url, _storm_alerts(args.groups, args.alerts_per_group))
             pushed = time.time() - started
@@ -491,7 +542,7 @@ def versus_alertmanager(args: argparse.Namespace) -> int:
 
     print(f"alert storm side by side: {args.groups * args.alerts_per_group} alerts in {args.groups} groups "
           f"({len(critical)} critical) pushed into one Alertmanager in {pushed:.2f} s; fake Slack at 1 post/s "
-          "per channel with 429 + Retry-After")
+          f"per channel with 429 + Retry-After; {placement}")
     print(f"{'':38}{'Alertmanager receiver':>24}{'milvus-chatops':>18}")
     rows = [
         ("groups lost", "lost", ""),
