@@ -254,6 +254,10 @@ def _json_too_deep(request: Any, body: bytes) -> bool:
 
 def json_depth_exceeds(body: bytes, limit: int) -> bool:
     """Whether brackets outside strings nest deeper than ``limit``, without parsing (which recurses)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        # Cannot nest deeper than it has openings: the common case (an alert webhook), at a
+        # twentieth of the scan's cost, which the intake pays for every webhook of a storm.
+        return False
     depth = 0
     for byte in _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS):
         depth += 1 if byte in (0x5B, 0x7B) else -1

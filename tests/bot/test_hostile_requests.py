@@ -154,3 +154,14 @@ def test_log_lines_can_be_json_for_log_pipelines(bot_server, fake_slack):
     assert not any(r.get("message") == "approved" for r in records)
     assert BOT_TOKEN not in server.log()
     assert all(re.match(r"^\{", line) for line in server.log().splitlines() if line.strip())
+
+
+def test_the_depth_limit_counts_brackets_outside_strings_only_at_its_exact_boundary():
+    from bot.server import MAX_JSON_DEPTH, json_depth_exceeds
+
+    assert not json_depth_exceeds(nested(MAX_JSON_DEPTH), MAX_JSON_DEPTH)
+    assert json_depth_exceeds(nested(MAX_JSON_DEPTH + 1), MAX_JSON_DEPTH)
+    # Brackets inside strings are text: many of them, shallow JSON.
+    assert not json_depth_exceeds(b'{"a": "' + b"[{" * 200 + b'"}', MAX_JSON_DEPTH)
+    # Many openings side by side are no depth either.
+    assert not json_depth_exceeds(b"[" + b"[]," * 200 + b"[]]", MAX_JSON_DEPTH)
