@@ -27,7 +27,7 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -193,14 +193,20 @@ class StormDesk:
         group.own_message = group.severity in policy.individual
         return group.own_message
 
-    def finish(self) -> None:
-        """After the round's groups are committed: note who joined, and refresh the digests."""
+    def finish(self, interrupted: Callable[[], bool] | None = None) -> set[str]:
+        """After the round's groups are committed: note who joined, and refresh the digests.
+
+        Returns the storms whose digest was not refreshed because ``interrupted()`` said so.
+        """
         if self._joined:
             t = schema.alert_storms
             with self.runtime.store.begin() as conn:
                 conn.execute(update(t).where(t.c.id.in_(sorted(self._joined))).values(last_joined_at=utcnow()))
+        left: set[str] = set()
         for storm_id in sorted(self.touched):
-            refresh(self.runtime, storm_id)
+            if left or not refresh(self.runtime, storm_id, interrupted=interrupted):
+                left.add(storm_id)
+        return left
 
     def follow(self, group: AlertGroup) -> None:
         """A group of a storm changed: its digest needs a refresh."""
@@ -252,18 +258,30 @@ class StormDesk:
 # -- the digest ---------------------------------------------------------------------------------
 
 
-def refresh(runtime: Runtime, storm_id: str, unsaved: Iterable[AlertGroup] = ()) -> None:
+def refresh(
+    runtime: Runtime, storm_id: str, unsaved: Iterable[AlertGroup] = (),
+    *, interrupted: Callable[[], bool] | None = None,
+) -> bool:
     """Bring the storm's digest messages in line with its groups: post parts that do not exist yet,
     update the ones whose content changed. ``unsaved``: groups of a round not committed yet. Call
-    under ``GROUP_LOCK``."""
+    under ``GROUP_LOCK``.
+
+    Loading and rendering a storm of a hundred groups takes tens of milliseconds: when
+    ``interrupted()`` turns true in between (an emergency or critical notification arrived), nothing
+    is sent or saved and False is returned; the caller refreshes it later.
+    """
     storm = load_storm(runtime, storm_id)
     if storm is None:
-        return
+        return True
     by_id = {g.id: g for g in storm_groups(runtime, storm_id)}
+    if interrupted is not None and interrupted():
+        return False
     by_id.update({g.id: g for g in unsaved if g.storm_id == storm_id})
     groups = sort_groups(by_id.values())
     policy = runtime.config.alert_storm.for_channel(storm.channel)
     messages = render_digest(storm, groups, policy)
+    if interrupted is not None and interrupted():
+        return False
     messenger = runtime.messenger
     rendered = list(storm.rendered)
     for index, message in enumerate(messages):
@@ -286,6 +304,7 @@ def refresh(runtime: Runtime, storm_id: str, unsaved: Iterable[AlertGroup] = ())
             rendered[index:index + 1] = [digest]
     storm.rendered = rendered
     save_storm(runtime, storm)
+    return True
 
 
 def group_line(group: AlertGroup, now: dt.datetime) -> str:

@@ -306,7 +306,8 @@ class AlertWorker:
             stale = self._desk.touched | self._stale_storms
             self._desk.touched = set() if urgent or URGENT.is_set() else self._due(stale)
             self._stale_storms = stale - self._desk.touched
-            self._desk.finish()
+            # An emergency or critical notification arriving meanwhile goes first; the digests wait.
+            self._stale_storms |= self._desk.finish(interrupted=URGENT.is_set)
             self._desk, self._round = None, []
         for group in done:
             if stale_acks(group):
@@ -448,8 +449,8 @@ class AlertWorker:
         with GROUP_LOCK:
             due = set(self._stale_storms) if all_of_them else self._due(self._stale_storms)
             for storm_id in sorted(due):
-                refresh(self.runtime, storm_id)
-            self._stale_storms -= due
+                if refresh(self.runtime, storm_id, interrupted=URGENT.is_set):
+                    self._stale_storms.discard(storm_id)
 
     def check_storms(self) -> None:
         """End storms that are over (their digest then shows the summary) and, where the policy asks

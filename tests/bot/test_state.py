@@ -91,7 +91,7 @@ def test_many_threads_writing_at_once_all_succeed(store):
         try:
             for n in range(25):
                 store.claim(f"key:{i}:{n}", f"writer{i}")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
