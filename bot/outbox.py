@@ -43,11 +43,11 @@ POST_INTERVAL_S = 1.0  # chat.postMessage: about one per second per channel
 UPDATE_INTERVAL_S = 0.25  # chat.update is Tier 3 (50+/min workspace-wide); spread across channels
 # Updates may go back to back up to this many (refilled at UPDATE_INTERVAL_S each), so an update
 # that shows an emergency does not wait behind the pace of the digest updates queued before it.
-UPDATE_BURST = 12
+UPDATE_BURST = 20
 # Updates below PRIORITY_URGENT leave this many of those tokens unspent: in a storm, routine updates
 # (a digest, a group's growing alert count) would otherwise spend the burst, and the update that first
 # shows a critical group would wait a quarter of a second per token.
-URGENT_UPDATE_RESERVE = 6
+URGENT_UPDATE_RESERVE = 10
 PRIORITY_URGENT = 50
 MAX_BACKOFF_S = 60.0
 LEASE_TTL = dt.timedelta(seconds=30)
