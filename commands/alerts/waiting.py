@@ -4,8 +4,10 @@ Slack takes one ``chat.postMessage`` per channel per second. When several emerge
 start within the same second (the opening of a storm), all but the first would wait for their
 channel's next post slots, and the storm digest itself needs one of those slots too. ``chat.update`` is
 not held to that pace, so until their own messages (and the digest) reach Slack such groups are listed
-under the newest alert message of the channel that is already there. Once nothing waits any more the
-list is taken off again. The own messages still follow in order of severity; nothing here replaces them.
+under the newest alert message of the channel that is already there, or, when none is there yet, under
+the first of them to be posted (rewriting its queued post, so one call shows them all). Once nothing
+waits any more the list is taken off again. The own messages still follow in order of severity;
+nothing here replaces them.
 
 What a message currently carries is known to the worker's process only: a list left on a message by a
 bot that died stays there (it names groups whose own messages the restarted bot posts anyway).
@@ -13,7 +15,6 @@ bot that died stays there (it names groups whose own messages the restarted bot 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,6 @@ _MAX_LINES = 20
 # Above the digests' updates, and urgent in the outbox's update lane (it may spend the tokens kept for
 # such updates): the list is the only place these groups are visible yet.
 WAITING_PRIORITY = PRIORITY_URGENT
-UNPLACED_POLL_S = 5.0
 
 
 def is_urgent(group: AlertGroup) -> bool:
@@ -49,15 +49,6 @@ class WaitingLists:
         self.runtime = runtime
         self._carriers: dict[str, tuple[str, str]] = {}  # carrier ref -> (channel, its group's id)
         self._shown: dict[str, tuple[str, ...]] = {}  # carrier ref -> ids of the groups it lists
-        # Channels with groups waiting but no message in Slack yet to list them on (the first post
-        # of the storm is on its way; the list goes on it the moment it lands), and since when.
-        self._unplaced: dict[str, float] = {}
-
-    def unplaced(self) -> set[str]:
-        """Channels worth polling for the message their list goes on: for a few seconds at most (a
-        post that takes longer is failing, and the worker's regular rounds look again)."""
-        now = time.monotonic()
-        return {channel for channel, since in self._unplaced.items() if now - since < UNPLACED_POLL_S}
 
     def channels_showing(self) -> set[str]:
         """Channels where a list is up: they need a look after posts went out, to take it off."""
@@ -96,8 +87,12 @@ class WaitingLists:
         )
         carriers = sorted((grp for grp in groups if grp.ref in in_slack), key=lambda grp: grp.first_seen)
         carrier = carriers[-1] if carriers and waiting else None
-        if not waiting:
-            self._unplaced.pop(channel, None)
+        if carrier is None and len(waiting) > 1:
+            # Nothing of the channel in Slack yet (the opening second of a storm): the list goes on
+            # the message that will be posted first. Its post not tried yet, the update rewrites it,
+            # so that one call shows them all; already on its way, the update follows it at once.
+            carrier = max(waiting, key=lambda grp: (grp.priority, -grp.first_seen.timestamp()))
+            waiting = [grp for grp in waiting if grp.id != carrier.id]
         # A list on another message of the channel (an older carrier), or one nobody needs, comes off.
         for ref, (ch, gid) in list(self._carriers.items()):
             if ch != channel or (carrier is not None and ref == carrier.ref):
@@ -108,12 +103,7 @@ class WaitingLists:
             self._carriers.pop(ref, None)
             self._shown.pop(ref, None)
         if carrier is None:
-            if waiting:
-                self._unplaced.setdefault(channel, time.monotonic())
-            else:
-                self._unplaced.pop(channel, None)
-            return
-        self._unplaced.pop(channel, None)
+            return  # nothing waits, or only one group: its own message is the first to go
         ids = tuple(grp.id for grp in waiting)
         if self._shown.get(carrier.ref) == ids and carrier.ref not in rewritten:
             return

@@ -125,14 +125,6 @@ class AlertWorker:
                 if time.monotonic() >= self._next_reconcile:
                     self.reconcile()
                     self._next_reconcile = time.monotonic() + self.reconcile_interval
-                unplaced = self._waiting.unplaced()
-                if unplaced:
-                    # Poll briefly: the message their list goes on is about to reach Slack.
-                    with GROUP_LOCK:
-                        self._waiting.refresh(unplaced)
-                    if not did and self._waiting.unplaced():
-                        WAKE.wait(0.01)
-                        continue
             except Exception:
                 log.exception("alert worker iteration failed; retrying")
                 did = 0

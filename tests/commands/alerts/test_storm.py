@@ -302,3 +302,35 @@ def test_critical_groups_are_on_screen_before_the_warning_backlog_drains_and_no_
     # Each group's own message once: shown early did not mean posted twice.
     own = [m.text.split("] ")[1].split(" ")[0] for m in group_messages(fake_slack, "C0PAGE")]
     assert sorted(own) == sorted(warnings + criticals)
+
+
+def test_critical_groups_starting_together_are_all_in_the_first_message_posted_and_keep_their_own(
+    tmp_path, fake_slack
+):
+    # Three criticals within one worker round: only one post fits in the channel's second, so the
+    # other two are listed on that very post (the queued post is rewritten, no extra call), and their
+    # own messages follow at Slack's pace; once they are in, the list comes off.
+    fake_slack.limit_posts(per_second=1)
+    runtime, outbox = make_runtime(tmp_path / "data", fake_slack.api_url)
+    worker = AlertWorker(runtime, poll_interval=0.05)
+    tag = uuid.uuid4().hex[:5]
+    names = [f"Together{tag}{i}" for i in range(3)]
+    for name in names:
+        deliver(runtime, notification([alert(name, severity="critical", environment="prod")]))
+    worker.run_once()
+    outbox.start()
+    worker.start()
+    try:
+        wait_for(lambda: len(group_messages(fake_slack, "C0CRIT")) == 3, timeout=20)
+        first = fake_slack.calls("chat.postMessage")[0]
+        shown_first = json.dumps([first.params.get("text"), first.params.get("blocks")])
+        assert all(name in shown_first for name in names), shown_first
+        assert "Also firing in this channel" in shown_first
+        # Every group's own message, once each; the list taken off the first one again.
+        wait_for(lambda: "Also firing" not in group_messages(fake_slack, "C0CRIT")[0].all_text(), timeout=20)
+    finally:
+        worker.stop()
+        outbox.stop()
+    own = sorted(m.text.split("] ")[1].split(" ")[0] for m in group_messages(fake_slack, "C0CRIT"))
+    assert own == sorted(names)
+    assert not fake_slack.ratelimited("chat.postMessage")
