@@ -128,9 +128,9 @@ def _warm_up(warm_ups: list[Callable[[], object]]) -> None:
         except Exception:
             log.warning("warm-up %s failed; its first use will be slower", getattr(fn, "__qualname__", fn),
                         exc_info=True)
-    # The warm-ups' imports (matplotlib alone ~100k objects) came after start()'s freeze: without a
-    # second one, a full collection walked them all (~70 ms with every thread paused) in the middle
-    # of an alert storm, the tail of the storm benchmark's critical latency.
+    # The warm-ups' imports (matplotlib alone ~100k objects) come after start()'s freeze: without a
+    # second one, a full collection walks them all, ~70 ms here with every thread paused, which may
+    # land in the middle of an alert storm.
     gc.freeze()
 
 
