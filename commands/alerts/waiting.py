@@ -54,22 +54,32 @@ class WaitingLists:
         """Channels where a list is up: they need a look after posts went out, to take it off."""
         return {channel for channel, _ in self._carriers.values()}
 
-    def refresh(self, channels: Iterable[str], rewritten: Iterable[str] = ()) -> None:
+    def refresh(
+        self, channels: Iterable[str], rewritten: Iterable[str] = (), unsaved: Iterable[AlertGroup] = ()
+    ) -> None:
         """Bring the lists of ``channels`` up to date. ``rewritten``: refs whose plain message was just
-        queued again (a list they carried must be put back). Call under ``GROUP_LOCK``."""
+        queued again (a list they carried must be put back). ``unsaved``: groups of a worker round not
+        committed yet, as they will be. Call under ``GROUP_LOCK``."""
         rewritten = set(rewritten)
+        unsaved = list(unsaved)
         for channel in set(channels):
-            self._refresh_channel(channel, rewritten)
+            self._refresh_channel(channel, rewritten, unsaved)
 
-    def _refresh_channel(self, channel: str, rewritten: set[str]) -> None:
+    def _refresh_channel(self, channel: str, rewritten: set[str], unsaved: list[AlertGroup]) -> None:
         runtime = self.runtime
         g, refs_t = schema.alert_groups, schema.message_refs
         with runtime.store.begin() as conn:
-            groups = [
-                AlertGroup.from_row(r) for r in conn.execute(
+            by_id = {
+                r["id"]: AlertGroup.from_row(r) for r in conn.execute(
                     select(g).where(g.c.channel == channel, g.c.status == "firing", g.c.own_message == 1)
                 ).mappings()
-            ]
+            }
+            for grp in unsaved:
+                if grp.channel == channel and grp.status == "firing" and grp.own_message:
+                    by_id[grp.id] = grp
+                else:
+                    by_id.pop(grp.id, None)
+            groups = list(by_id.values())
             refs = [grp.ref for grp in groups]
             in_slack: set[str] = set()
             if refs:

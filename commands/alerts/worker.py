@@ -278,6 +278,14 @@ class AlertWorker:
                     log.exception("alert group %s could not be processed; its notifications are parked as "
                                   "'failed' (ids %s)", rows[0]["group_id"][:8], [r["id"] for r in rows])
                     failed.extend(r["id"] for r in rows)
+            rewritten = {g.ref for g in done if g.own_message}
+            listed: set[str] = set()
+            if urgent:
+                # The list that first shows an urgent group goes out before the round's commit: a crash
+                # in between redoes the round, and the list merely shows the same groups again.
+                listed = {g.channel for g in done if g.channel and is_urgent(g)}
+                self._waiting.refresh(listed, rewritten, unsaved=done)
+                rewritten = set()
             with runtime.store.begin() as conn:
                 for group in done:
                     save_group(conn, group)
@@ -288,11 +296,13 @@ class AlertWorker:
                     conn.execute(update(t).where(t.c.id.in_(untouched)).values(state="pending"))
                 if failed:
                     conn.execute(update(t).where(t.c.id.in_(failed)).values(state="failed", processed_at=utcnow()))
-            # Urgent groups whose post waits for the channel's pace are shown at once meanwhile;
-            # before the digests, whose rendering is the slow part of a round.
-            channels = {g.channel for g in done if g.channel and is_urgent(g)} | self._waiting.channels_showing()
+            # The other lists (urgent groups of a warning round, lists that may lose a group whose own
+            # post went out): after the commit, before the digests, whose rendering is the slow part.
+            channels = self._waiting.channels_showing() - listed
+            if not urgent:
+                channels |= {g.channel for g in done if g.channel and is_urgent(g)}
             if channels:
-                self._waiting.refresh(channels, {g.ref for g in done if g.own_message})
+                self._waiting.refresh(channels, rewritten)
             # The digests show the groups as committed just now; when another emergency or critical
             # notification is waiting, after its round (rendering a digest takes tens of ms).
             stale = self._desk.touched | self._stale_storms
@@ -455,6 +465,7 @@ class AlertWorker:
             self.refresh_stale_digests(all_of_them=True)
             for storm_id in end_quiet_storms(self.runtime):
                 refresh(self.runtime, storm_id)
+                self._digest_refreshed.pop(storm_id, None)
             for storm in active_storms(self.runtime):
                 group = next_to_post(self.runtime, storm)
                 if group is None or not group.channel:
