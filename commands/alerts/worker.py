@@ -159,16 +159,13 @@ class AlertWorker:
         # Emergency and critical groups get rounds of their own, first, without stepping aside for
         # the intake: their messages are queued before the warnings' payloads are even read.
         ids_by_group: dict[str, list[int]] = {}
-        severities: dict[str, list[str]] = {}
+        rank: dict[str, int] = {}  # group -> rank of its most severe chosen notification
         for r in heads:
             if r["id"] in chosen:
                 ids_by_group.setdefault(r["group_id"], []).append(r["id"])
-                severities.setdefault(r["group_id"], []).append(r["severity"])
-        order = sorted(
-            ids_by_group,
-            key=lambda gid: (SEVERITY_RANK.get(highest_severity(severities[gid]), 9), ids_by_group[gid][0]),
-        )
-        urgent_groups = [gid for gid in order if SEVERITY_RANK.get(highest_severity(severities[gid]), 9) <= 1]
+                rank[r["group_id"]] = min(rank.get(r["group_id"], 9), SEVERITY_RANK.get(r["severity"], 9))
+        order = sorted(ids_by_group, key=lambda gid: (rank[gid], ids_by_group[gid][0]))
+        urgent_groups = [gid for gid in order if rank[gid] <= SEVERITY_RANK["critical"]]
         rest = order[len(urgent_groups):]
         handled = 0
         step = GROUPS_PER_ROUND
