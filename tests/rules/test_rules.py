@@ -69,3 +69,13 @@ def test_rules_cover_the_required_conditions_with_real_milvus_metrics():
                    "milvus_querynode_consume_tt_lag_ms", "milvus_rootcoord_force_deny_writing_counter",
                    "etcd_server_quota_backend_bytes"):
         assert any(metric in r["expr"] for r in rules.values()), metric
+
+
+def test_every_rule_links_a_runbook_and_has_a_section_in_the_runbooks_page():
+    doc = yaml.safe_load((RULES / "milvus-alerts.yml").read_text())
+    rules = {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
+    headings = [line for line in (RULES.parent / "docs" / "runbooks.md").read_text().splitlines()
+                if line.startswith("## ")]
+    for name, rule in rules.items():
+        assert rule["annotations"].get("runbook_url", "").startswith("https://"), name
+        assert any(f" {name} " in f"{heading} " for heading in headings), f"docs/runbooks.md has no section for {name}"

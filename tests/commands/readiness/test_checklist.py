@@ -52,6 +52,8 @@ def test_embedded_default_answers_every_item_honestly(tmp_path: Path) -> None:
                                    "evidence": "security audit not available"}
     assert got["backup"]["status"] == "fail" and "no backup schedule" in got["backup"]["evidence"]
     assert got["performance"]["status"] == "fail" and "loadtest local" in got["performance"]["fix"]
+    # The rules the project ships pass its own checklist: each links a runbook.
+    assert got["runbooks"]["status"] == "pass", got["runbooks"]["evidence"]
     assert data["passed"] == sum(1 for i in data["items"] if i["status"] == "pass")
     assert f"{data['passed']}/12 pass" in outcome.reply.text
 
