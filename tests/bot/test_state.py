@@ -101,3 +101,37 @@ def test_many_threads_writing_at_once_all_succeed(store):
         t.join(60)
     assert not errors
     assert all(store.claim_owner(f"key:{i}:24") == f"writer{i}" for i in range(8))
+
+
+def test_a_transaction_that_skips_the_flush_leaves_the_connection_flushing_for_the_next(store):
+    """The alert intake answers Alertmanager only after a flushed commit; a pooled connection that
+    served a non-durable transaction (the alert worker's) must not carry that over to it."""
+    from sqlalchemy import insert, select
+
+    from bot import schema
+    from bot.state import utcnow
+
+    sqlite = store.url.startswith("sqlite")
+
+    def synchronous() -> int | None:
+        if not sqlite:
+            return None  # PostgreSQL commits the same way either way
+        with store.begin() as conn:
+            return int(conn.exec_driver_sql("PRAGMA synchronous").scalar())
+
+    def row(key: str) -> dict[str, object]:
+        return {"namespace": "test", "key": key, "value": {}, "updated_at": utcnow()}
+
+    full = synchronous()
+    assert full in (2, None)  # FULL
+    with store.begin(durable=False) as conn:
+        if sqlite:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL, for this one only
+        conn.execute(insert(schema.kv).values(**row("k1")))
+    assert synchronous() == full
+    with pytest.raises(RuntimeError), store.begin(durable=False) as conn:
+        conn.execute(insert(schema.kv).values(**row("k2")))
+        raise RuntimeError("boom")
+    assert synchronous() == full
+    with store.begin() as conn:  # committed and visible; the failed one rolled back
+        assert set(conn.execute(select(schema.kv.c.key).where(schema.kv.c.namespace == "test")).scalars()) == {"k1"}
