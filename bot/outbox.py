@@ -101,17 +101,27 @@ class Outbox:
     def update(self, ref: str, message: Message, *, priority: int | None = None) -> None:
         payload = {"text": fit_text(message.text), "blocks": fit_blocks(message.blocks)}
         t = schema.outbox
-        with self.store.begin() as conn:
+        # One transaction: in a storm each commit waits its turn behind the other writers. Not flushed
+        # by itself (see _enqueue).
+        with self.store.begin(durable=False) as conn:
             # Not tried yet: the post itself goes out with the new content, one Slack call fewer.
             rewritten = conn.execute(
                 update(t).where(t.c.ref == ref, t.c.op == "post", t.c.state == "pending", t.c.attempts == 0)
                 .values(payload=payload)
             ).rowcount
-        if rewritten:
-            return
-        # An update is as urgent as the message it changes, unless the caller knows better.
-        channel, post_priority = self._post_of(ref)
-        self._enqueue(channel, "update", ref, payload, priority=post_priority if priority is None else priority)
+            if rewritten:
+                return
+            # An update is as urgent as the message it changes, unless the caller knows better.
+            channel, post_priority = self._post_of(ref, conn)
+            now = utcnow()
+            conn.execute(
+                insert(t).values(
+                    channel=channel, op="update", ref=ref, thread_ref=None, payload=payload, dedupe_key=None,
+                    state="pending", attempts=0, not_before=now, created_at=now,
+                    priority=post_priority if priority is None else priority,
+                )
+            )
+        self._wake.set()
 
     def upload(
         self, channel: str, files: list[Attachment], *, thread_ref: str | None = None, comment: str = ""
@@ -153,7 +163,10 @@ class Outbox:
     ) -> str:
         now = utcnow()
         try:
-            with self.store.begin() as conn:
+            # Not flushed by itself (Store.begin): nothing outside learns of a row before its send,
+            # and the attempt marked before every call is flushed, with every row queued before it.
+            # Lost in a power cut, the row goes with everything committed after it, as in a crash.
+            with self.store.begin(durable=False) as conn:
                 conn.execute(
                     insert(schema.outbox).values(
                         channel=channel,
@@ -180,13 +193,12 @@ class Outbox:
         self._wake.set()
         return ref
 
-    def _post_of(self, ref: str) -> tuple[str, int]:
+    def _post_of(self, ref: str, conn: Any) -> tuple[str, int]:
         """(channel, priority) of the post that created the message ``ref``."""
         t = schema.outbox
-        with self.store.begin() as conn:
-            row = conn.execute(
-                select(t.c.channel, t.c.priority).where(t.c.ref == ref, t.c.op == "post").order_by(t.c.id).limit(1)
-            ).first()
+        row = conn.execute(
+            select(t.c.channel, t.c.priority).where(t.c.ref == ref, t.c.op == "post").order_by(t.c.id).limit(1)
+        ).first()
         if row is None:
             raise KeyError(f"no message was posted under ref {ref}")
         return str(row[0]), int(row[1])
@@ -299,7 +311,7 @@ class Outbox:
             else:
                 live.append(row)
         if superseded:
-            with self.store.begin() as conn:
+            with self.store.begin(durable=False) as conn:
                 conn.execute(update(t).where(t.c.id.in_(superseded)).values(state="done", last_error="superseded"))
         unposted = self._unposted_refs(
             {r["ref"] for r in live if r["op"] == "update"} | {r["thread_ref"] for r in live if r["thread_ref"]}
@@ -401,7 +413,9 @@ class Outbox:
             SLACK_CALLS.labels(method, "retry").inc()
             return
         SLACK_CALLS.labels(method, "ok").inc()
-        with self.store.begin() as conn:
+        # Not flushed by itself (Store.begin): the attempt was, before the call, so a row whose answer
+        # a power cut loses stays in flight, and its next attempt looks for the message first.
+        with self.store.begin(durable=False) as conn:
             if row["op"] == "post" and ts:
                 existing = conn.execute(
                     select(schema.message_refs.c.ref).where(schema.message_refs.c.ref == row["ref"])
@@ -473,7 +487,7 @@ class Outbox:
 
     def _pause(self, row: dict[str, Any], seconds: float, reason: str) -> None:
         t = schema.outbox
-        with self.store.begin() as conn:
+        with self.store.begin(durable=False) as conn:
             conn.execute(
                 update(t)
                 .where(t.c.id == row["id"])
@@ -485,7 +499,7 @@ class Outbox:
 
     def _finish(self, row: dict[str, Any], state: str, error: str | None) -> None:
         t = schema.outbox
-        with self.store.begin() as conn:
+        with self.store.begin(durable=False) as conn:
             conn.execute(update(t).where(t.c.id == row["id"]).values(state=state, last_error=error))
 
 

@@ -252,7 +252,9 @@ class AlertWorker:
         t = schema.alert_notifications
         pending = {r["id"] for rows in batches for r in rows if r["state"] == "pending"}
         if pending:
-            with runtime.store.begin() as conn:
+            # Not flushed by itself (bot/state.py: Store.begin): losing it in a power cut, with what
+            # followed it, is a crash before the round, which the redo already covers.
+            with runtime.store.begin(durable=False) as conn:
                 conn.execute(update(t).where(t.c.id.in_(pending)).values(state="working"))
         done: list[AlertGroup] = []
         failed: list[int] = []
@@ -283,7 +285,9 @@ class AlertWorker:
                 listed = {g.channel for g in done if g.channel and is_urgent(g)}
                 self._waiting.refresh(listed, rewritten, unsaved=done)
                 rewritten = set()
-            with runtime.store.begin() as conn:
+            # Not flushed by itself either: lost, the batches are redone, and the outbox's dedupe keys
+            # turn the messages queued again into no-ops.
+            with runtime.store.begin(durable=False) as conn:
                 for group in done:
                     save_group(conn, group)
                 ids = [r["id"] for rows in handled for r in rows if r["id"] not in failed]
