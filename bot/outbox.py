@@ -378,7 +378,9 @@ class Outbox:
         from slack_sdk.errors import SlackApiError
 
         t = schema.outbox
-        with self.store.begin() as conn:
+        # A post's attempt is flushed before the call: after a power cut, its next attempt must look
+        # for the message first or it would post it twice. Sending an update again changes nothing.
+        with self.store.begin(durable=row["op"] != "update") as conn:
             started = conn.execute(
                 update(t).where(t.c.id == row["id"], t.c.state == "pending").values(attempts=t.c.attempts + 1)
             ).rowcount
