@@ -60,6 +60,7 @@ def check_config(settings: Settings, label: str | None = None) -> int:
         if env.milvus.token_env and not settings.secret(env.milvus.token_env):
             print(f"  {env.name}: milvus: FAILED: environment variable {env.milvus.token_env} is not set")
             failures += 1
-    if not (settings.slack_bot_token and settings.slack_signing_secret):
-        print("  slack: not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET); serve answers 503 on /slack/events")
+    if not (settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token)):
+        print("  slack: not configured (SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET for HTTP, or SLACK_APP_TOKEN for "
+              "Socket Mode); serve answers 503 on /slack/events")
     return 2 if failures else 0

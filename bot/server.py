@@ -57,10 +57,14 @@ class Service:
         assert self.outbox is not None
         self.runtime.directory = SlackGroupDirectory(self.client, referenced_groups(self.runtime.config))
         self.dispatcher = Dispatcher(self.runtime)
-        self.slack_enabled: bool = bool(settings.slack_signing_secret and settings.slack_bot_token)
+        signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+        # Over HTTP every request must be signed; in Socket Mode requests come over the connection the
+        # app token opened, so the signing secret is needed only for /slack/events.
+        self.slack_enabled: bool = bool(settings.slack_bot_token and (signing_secret or app_token))
         self.slack_guard: SlackRequestGuard | None = (
-            SlackRequestGuard(settings.slack_signing_secret.get_secret_value(), ReplayGuard(self.runtime.store))
-            if self.slack_enabled and settings.slack_signing_secret
+            SlackRequestGuard(signing_secret, ReplayGuard(self.runtime.store))
+            if self.slack_enabled and signing_secret
             else None
         )
         self.bolt: Any = build_bolt_app(self.runtime, self.dispatcher, self.client) if self.slack_enabled else None
@@ -146,7 +150,10 @@ def build_asgi(service: Service) -> Any:
 
     async def slack_events(request: Request) -> Response:
         if service.bolt is None or service.slack_guard is None:
-            return PlainTextResponse("Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET", 503)
+            # Without the signing secret nothing here could tell Slack's requests from anyone's.
+            return PlainTextResponse(
+                "Slack over HTTP is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET", 503
+            )
         from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 
         guard = service.slack_guard
@@ -278,7 +285,10 @@ def serve(settings: Settings, registry: Registry, *, host: str, port: int) -> in
 
     service = Service(settings, registry)
     if not service.slack_enabled:
-        log.warning("SLACK_BOT_TOKEN / SLACK_SIGNING_SECRET not set: /slack/events answers 503")
+        log.warning("Slack not configured (SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or SLACK_APP_TOKEN): "
+                    "/slack/events answers 503")
+    elif service.slack_guard is None:
+        log.info("Socket Mode without SLACK_SIGNING_SECRET: /slack/events answers 503")
     service.start()
     server = uvicorn.Server(
         uvicorn.Config(build_asgi(service), host=host, port=port, log_level="warning", access_log=False)

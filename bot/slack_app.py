@@ -414,7 +414,6 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
     from slack_bolt import App
 
     settings = runtime.settings
-    assert settings.slack_signing_secret is not None
     # Handlers run in lanes, not in Bolt's listener threads: a listener only acks and hands over, so a
     # burst of slow commands (a status against a busy Milvus) can never delay the next ack past 3 s.
     lanes = Lanes(runtime.config.environments)
@@ -429,7 +428,8 @@ def build_bolt_app(runtime: Runtime, dispatcher: Dispatcher, client: Any) -> Any
 
     app = App(
         client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # Unused here (verification is off, see below); Socket Mode may run without one.
+        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
         token_verification_enabled=False,
         # SlackRequestGuard checks signature, window and replays before the body reaches Bolt (HTTP);
         # Socket Mode requests come over Slack's authenticated connection and are not signed.

@@ -151,3 +151,20 @@ def test_a_button_press_over_socket_mode_opens_the_form(start_replica, fake_sock
     call = fake_slack.wait_for_call("views.open", timeout=30)
     assert call.params["trigger_id"] == "sm-button.faketrigger"
     assert call.params["view"]["callback_id"] == "plan_modal"
+
+
+def test_socket_mode_needs_no_signing_secret_and_then_refuses_unsigned_http(
+    start_replica, bot_server, fake_socket_mode, fake_slack, postgres_url, tmp_path
+):
+    """Socket Mode requests come over the connection the app token opens; the signing secret only
+    guards /slack/events, which without it answers 503 rather than trust an unsigned request."""
+    bot = bot_server(None, env={"SLACK_APP_TOKEN": APP_TOKEN, "SLACK_SIGNING_SECRET": "",
+                                "MILVUS_CHATOPS_DATABASE_URL": postgres_url}, data_dir=tmp_path / "nosecret")
+    fake_socket_mode.wait_for_connections(1)
+    payload, response_id = slash_command(fake_slack, "whoami")
+    envelope = fake_socket_mode.wait_for_ack(fake_socket_mode.send("slash_commands", payload))
+    assert envelope.ack_delay_s < 3.0
+    assert USER in fake_slack.wait_for_response(response_id, timeout=30).all_text()
+    refused = bot.http.post("/slack/events", content=b"command=%2Fmilvus&text=whoami",
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert refused.status_code == 503 and "SLACK_SIGNING_SECRET" in refused.text
