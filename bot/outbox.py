@@ -79,6 +79,8 @@ class Outbox:
         self._channel_ready_at: dict[str, float] = {}
         self._update_tokens = float(UPDATE_BURST)
         self._update_refilled_at = time.monotonic()
+        # The highest priority queued by this process since the pass under way was planned.
+        self._queued_since_plan = PRIORITY_NORMAL - 1
 
     # -- Messenger -----------------------------------------------------------------------------
 
@@ -121,7 +123,7 @@ class Outbox:
                     priority=post_priority if priority is None else priority,
                 )
             )
-        self._wake.set()
+        self._queued(post_priority if priority is None else priority)
 
     def upload(
         self, channel: str, files: list[Attachment], *, thread_ref: str | None = None, comment: str = ""
@@ -190,8 +192,13 @@ class Outbox:
                     select(schema.outbox.c.ref).where(schema.outbox.c.dedupe_key == dedupe_key)
                 ).first()
             return existing[0] if existing else ref
-        self._wake.set()
+        self._queued(priority)
         return ref
+
+    def _queued(self, priority: int) -> None:
+        # An unlocked max: a lost race only means the next pass, not this one, sends the row first.
+        self._queued_since_plan = max(self._queued_since_plan, priority)
+        self._wake.set()
 
     def _post_of(self, ref: str, conn: Any) -> tuple[str, int]:
         """(channel, priority) of the post that created the message ``ref``."""
@@ -286,6 +293,7 @@ class Outbox:
         t = schema.outbox
         # Plan on row headers only; payloads (blocks, file contents) are read for the rows sent now.
         # Highest priority first, so a critical message queued behind a long backlog is in the window.
+        self._queued_since_plan = PRIORITY_NORMAL - 1
         header = [t.c.id, t.c.channel, t.c.op, t.c.ref, t.c.thread_ref, t.c.attempts, t.c.not_before,
                   t.c.created_at, t.c.priority]
         with self.store.begin() as conn:
@@ -338,6 +346,8 @@ class Outbox:
                 if self._update_tokens < _tokens_needed(row):
                     break  # the lane's pace, not this row's backoff: the rest (no more urgent) wait as well
                 continue
+            if self._queued_since_plan > row["priority"]:
+                return 0.0  # something more urgent was queued meanwhile: plan again, it goes first
             self._update_tokens -= 1
             self._send(row)
             next_delay = 0.0
@@ -346,6 +356,8 @@ class Outbox:
             if wait > 0:
                 next_delay = min(next_delay, wait)
                 continue
+            if self._queued_since_plan > row["priority"]:
+                return 0.0
             self._send(row)
             next_delay = 0.0
         return next_delay

@@ -237,3 +237,25 @@ def test_routine_updates_leave_tokens_for_an_update_that_first_shows_something_u
     # Spending the whole burst on routine updates would leave the urgent one waiting for a refill
     # behind all of them; it goes out while the routine ones wait.
     assert updates.index("urgent: a critical group is waiting") < UPDATE_BURST, updates
+
+
+def test_an_urgent_update_queued_while_a_pass_sends_routine_ones_goes_next(outbox, fake_slack):
+    # A pass plans its rows, then sends them one by one; the update that first shows a critical alert,
+    # queued meanwhile, must not wait for the rest of the pass.
+    from bot.outbox import PRIORITY_URGENT
+
+    routine = 8
+    outbox.start()
+    refs = [outbox.post(f"C3{i:02d}", Message(f"message {i}"), ref=f"r:{i}") for i in range(routine + 1)]
+    wait_for(lambda: outbox.pending() == 0, timeout=30)
+    outbox.stop()
+    fake_slack.answer_slowly("chat.update", 0.1, times=routine)  # each routine update takes a while
+    for ref in refs[:routine]:
+        outbox.update(ref, Message(f"{ref}, routine update"))
+    outbox.start()
+    wait_for(lambda: len(fake_slack.calls("chat.update")) >= 1, timeout=10)
+    outbox.update(refs[routine], Message("urgent: a critical group is waiting"), priority=PRIORITY_URGENT)
+    wait_for(lambda: outbox.pending() == 0, timeout=30)
+    updates = [c.params.get("text") or "" for c in fake_slack.calls("chat.update")]
+    assert len(updates) == routine + 1
+    assert updates.index("urgent: a critical group is waiting") <= 2, updates

@@ -263,6 +263,7 @@ class FakeSlack:
         self._home_views: dict[str, dict[str, Any]] = {}
         self._files: dict[str, SlackFile] = {}
         self._faults: dict[str, list[_Fault]] = {}
+        self._slow: dict[str, list[float]] = {}  # method -> delays of its next successful answers
         self._usergroups: dict[str, list[str]] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._used_triggers: set[str] = set()
@@ -357,6 +358,11 @@ class FakeSlack:
             self._faults.setdefault(method, []).append(
                 _Fault(status=status, retry_after=retry_after, error=error, delay=delay, remaining=times)
             )
+
+    def answer_slowly(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` normally, but only after ``seconds``."""
+        with self._lock:
+            self._slow.setdefault(method, []).extend([seconds] * times)
 
     # ------------------------------------------------------------------ queries
     def limit_posts(self, per_second: float = 1.0) -> None:
@@ -529,6 +535,11 @@ class FakeSlack:
             self._record(method, params, headers, fault.status, body)
             return fault.status, extra, body
 
+        with self._lock:
+            slow = self._slow.get(method)
+            delay = slow.pop(0) if slow else 0.0
+        if delay:
+            time.sleep(delay)
         wait = self._rate_limited(method, params)
         if wait is not None:
             body = {"ok": False, "error": "ratelimited"}
