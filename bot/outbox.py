@@ -165,9 +165,10 @@ class Outbox:
     ) -> str:
         now = utcnow()
         try:
-            # Not flushed by itself (Store.begin): nothing outside learns of a row before its send,
-            # and the attempt marked before every call is flushed, with every row queued before it.
-            # Lost in a power cut, the row goes with everything committed after it, as in a crash.
+            # Not flushed by itself (Store.begin): nothing outside learns of a row before its send, and a
+            # post's attempt is flushed before its call, with every row queued before it. Lost in a
+            # power cut, the row goes with everything committed after it, as in a crash (an update
+            # already sent is then queued and sent again, which changes nothing).
             with self.store.begin(durable=False) as conn:
                 conn.execute(
                     insert(schema.outbox).values(
