@@ -115,15 +115,9 @@ class Outbox:
                 return
             # An update is as urgent as the message it changes, unless the caller knows better.
             channel, post_priority = self._post_of(ref, conn)
-            now = utcnow()
-            conn.execute(
-                insert(t).values(
-                    channel=channel, op="update", ref=ref, thread_ref=None, payload=payload, dedupe_key=None,
-                    state="pending", attempts=0, not_before=now, created_at=now,
-                    priority=post_priority if priority is None else priority,
-                )
-            )
-        self._queued(post_priority if priority is None else priority)
+            priority = post_priority if priority is None else priority
+            _insert_row(conn, channel, "update", ref, payload, priority=priority)
+        self._queued(priority)
 
     def upload(
         self, channel: str, files: list[Attachment], *, thread_ref: str | None = None, comment: str = ""
@@ -163,28 +157,14 @@ class Outbox:
         dedupe_key: str | None = None,
         priority: int = PRIORITY_NORMAL,
     ) -> str:
-        now = utcnow()
         try:
             # Not flushed by itself (Store.begin): nothing outside learns of a row before its send, and a
             # post's attempt is flushed before its call, with every row queued before it. Lost in a
             # power cut, the row goes with everything committed after it, as in a crash (an update
             # already sent is then queued and sent again, which changes nothing).
             with self.store.begin(durable=False) as conn:
-                conn.execute(
-                    insert(schema.outbox).values(
-                        channel=channel,
-                        op=op,
-                        ref=ref,
-                        thread_ref=thread_ref,
-                        payload=payload,
-                        dedupe_key=dedupe_key,
-                        state="pending",
-                        attempts=0,
-                        not_before=now,
-                        created_at=now,
-                        priority=priority,
-                    )
-                )
+                _insert_row(conn, channel, op, ref, payload, thread_ref=thread_ref, dedupe_key=dedupe_key,
+                            priority=priority)
         except IntegrityError:
             if dedupe_key is None:
                 raise
@@ -516,6 +496,27 @@ class Outbox:
         t = schema.outbox
         with self.store.begin(durable=False) as conn:
             conn.execute(update(t).where(t.c.id == row["id"]).values(state=state, last_error=error))
+
+
+def _insert_row(
+    conn: Any,
+    channel: str,
+    op: str,
+    ref: str,
+    payload: dict[str, Any],
+    *,
+    thread_ref: str | None = None,
+    dedupe_key: str | None = None,
+    priority: int,
+) -> None:
+    """Queue one row, due now, in the caller's transaction."""
+    now = utcnow()
+    conn.execute(
+        insert(schema.outbox).values(
+            channel=channel, op=op, ref=ref, thread_ref=thread_ref, payload=payload, dedupe_key=dedupe_key,
+            state="pending", attempts=0, not_before=now, created_at=now, priority=priority,
+        )
+    )
 
 
 class _Undeliverable(Exception):
