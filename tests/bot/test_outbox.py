@@ -222,17 +222,15 @@ def test_routine_updates_leave_tokens_for_an_update_that_first_shows_something_u
     from bot.outbox import PRIORITY_URGENT, UPDATE_BURST
 
     routine = UPDATE_BURST + 1
-    outbox.start()
-    refs = [outbox.post(f"C2{i:02d}", Message(f"message {i}"), ref=f"m:{i}") for i in range(routine + 1)]
-    wait_for(lambda: outbox.pending() == 0, timeout=30)
-    outbox.stop()  # the routine backlog is all there when sending starts, as in a storm
+    refs = _posted(outbox, "C2", routine + 1)
+    # The routine backlog is all there when sending starts, as in a storm.
     for ref in refs[:routine]:
         outbox.update(ref, Message(f"{ref}, routine update"))
     outbox.start()
     wait_for(lambda: len(fake_slack.calls("chat.update")) >= 3, timeout=10)
     outbox.update(refs[routine], Message("urgent: a critical group is waiting"), priority=PRIORITY_URGENT)
     wait_for(lambda: outbox.pending() == 0, timeout=30)
-    updates = [c.params.get("text") or "" for c in fake_slack.calls("chat.update")]
+    updates = _update_texts(fake_slack)
     assert len(updates) == routine + 1
     # Spending the whole burst on routine updates would leave the urgent one waiting for a refill
     # behind all of them; it goes out while the routine ones wait.
@@ -245,10 +243,7 @@ def test_an_urgent_update_queued_while_a_pass_sends_routine_ones_goes_next(outbo
     from bot.outbox import PRIORITY_URGENT
 
     routine = 8
-    outbox.start()
-    refs = [outbox.post(f"C3{i:02d}", Message(f"message {i}"), ref=f"r:{i}") for i in range(routine + 1)]
-    wait_for(lambda: outbox.pending() == 0, timeout=30)
-    outbox.stop()
+    refs = _posted(outbox, "C3", routine + 1)
     fake_slack.answer_slowly("chat.update", 0.1, times=routine)  # each routine update takes a while
     for ref in refs[:routine]:
         outbox.update(ref, Message(f"{ref}, routine update"))
@@ -256,6 +251,21 @@ def test_an_urgent_update_queued_while_a_pass_sends_routine_ones_goes_next(outbo
     wait_for(lambda: len(fake_slack.calls("chat.update")) >= 1, timeout=10)
     outbox.update(refs[routine], Message("urgent: a critical group is waiting"), priority=PRIORITY_URGENT)
     wait_for(lambda: outbox.pending() == 0, timeout=30)
-    updates = [c.params.get("text") or "" for c in fake_slack.calls("chat.update")]
+    updates = _update_texts(fake_slack)
     assert len(updates) == routine + 1
     assert updates.index("urgent: a critical group is waiting") <= 2, updates
+
+
+def _posted(outbox, channel_prefix: str, count: int) -> list[str]:
+    """Refs of ``count`` messages, one per channel, all in Slack; the outbox is left stopped, so
+    what is queued next is all there when it starts again."""
+    outbox.start()
+    refs = [outbox.post(f"{channel_prefix}{i:02d}", Message(f"message {i}"), ref=f"{channel_prefix}:{i}")
+            for i in range(count)]
+    wait_for(lambda: outbox.pending() == 0, timeout=30)
+    outbox.stop()
+    return refs
+
+
+def _update_texts(fake_slack) -> list[str]:
+    return [c.params.get("text") or "" for c in fake_slack.calls("chat.update")]
